@@ -1,0 +1,23 @@
+// Package events is signupsync's messaging contract: the normalised signup
+// event (a CloudEvents 1.0 structured JSON envelope), the subjects it is
+// published on, the JetStream stream, consumer and key-value topology, the
+// message headers, the Nats-Msg-Id rule that makes one signup one message,
+// the ledger entry and the outcome vocabulary.
+//
+// Every service imports events; events imports only schemas and the NATS and
+// OpenTelemetry APIs. Nothing in this package performs I/O except [Ensure].
+//
+// # Deduplication
+//
+// A signup is identified by its Auth0 user_id. [EventID] derives the event id
+// from it, and the same value is sent as Nats-Msg-Id, so the same signup
+// reported by the Action, by Event Streams and by Log Streams, or retried by
+// any of them, is stored once while it falls inside the stream's duplicate
+// window ([DefaultDuplicateWindow], 10 minutes). Ten minutes covers the spread
+// between the three Auth0 sources for one signup (the Action fires within the
+// login, Event Streams within seconds, Log Streams batch for up to a few
+// minutes) and Auth0's own retry schedule for a failing webhook, while keeping
+// the server's dedupe index small (about 600,000 ids at 1,000 signups/s).
+// Beyond the window the importer's ledger and its Firebase look-ups make the
+// second copy an already_present outcome instead of a second account.
+package events

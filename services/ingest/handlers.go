@@ -1,0 +1,389 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/schemas"
+)
+
+// Receiver names, used in metrics and logs.
+const (
+	receiverAction      = "auth0_action"
+	receiverEventStream = "auth0_event_stream"
+	receiverLogStream   = "auth0_log_stream"
+)
+
+// Handler returns the HTTP handler of every ingest endpoint, each wrapped in
+// an OpenTelemetry server span that continues an incoming traceparent.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(path, receiver string, h http.HandlerFunc) {
+		mux.Handle(path, otelhttp.NewHandler(s.counted(receiver, h), "POST "+path,
+			otelhttp.WithTracerProvider(s.tracerProv), otelhttp.WithPropagators(s.prop)))
+	}
+	route(PathAction, receiverAction, s.handleAction)
+	route(PathEventStream, receiverEventStream, s.handleEventStream)
+	route(PathLogStream, receiverLogStream, s.handleLogStream)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.ready(r.Context()); err != nil {
+			s.log.WarnContext(r.Context(), "not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
+	return mux
+}
+
+// statusWriter remembers the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Service) counted(receiver string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		h(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.metrics.request(receiver, sw.status, time.Since(start))
+	})
+}
+
+// problem is the JSON error body of every rejected request.
+type problem struct {
+	Error   string `json:"error"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// fail answers a rejected request. It never echoes input beyond the field
+// path and a fixed reason.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, receiver string, status int, err error) {
+	p := problem{Message: err.Error()}
+	switch status {
+	case http.StatusUnauthorized:
+		p.Error = "unauthorized"
+		p.Message = "missing or invalid credentials"
+	case http.StatusBadRequest:
+		p.Error = "invalid_body"
+		var bre *BadRequestError
+		var fe *schemas.FieldError
+		switch {
+		case errors.As(err, &bre):
+			p.Field, p.Message = bre.Field, bre.Reason
+		case errors.As(err, &fe):
+			p.Field, p.Message = fe.Field, fe.Reason
+		}
+	case http.StatusRequestEntityTooLarge:
+		p.Error = "body_too_large"
+		p.Message = "body exceeds " + strconv.FormatInt(s.cfg.BodyLimit, 10) + " bytes"
+	case http.StatusUnsupportedMediaType:
+		p.Error = "unsupported_media_type"
+	case http.StatusMethodNotAllowed:
+		p.Error = "method_not_allowed"
+		w.Header().Set("Allow", http.MethodPost)
+	case http.StatusServiceUnavailable:
+		p.Error = "broker_unavailable"
+		p.Message = "the signup was not stored; retry later"
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+	}
+	span := trace.SpanFromContext(r.Context())
+	span.SetAttributes(attribute.String("signupsync.rejection", p.Error))
+	if status >= 500 {
+		recordSpanError(span, err)
+		s.log.ErrorContext(r.Context(), "request failed", "receiver", receiver, "status", status, "err", err)
+	} else {
+		s.log.InfoContext(r.Context(), "request rejected", "receiver", receiver, "status", status, "error", p.Error, "field", p.Field)
+	}
+	writeJSON(w, status, p)
+}
+
+var (
+	errMethod    = errors.New("only POST is allowed")
+	errMediaType = errors.New("content type must be JSON")
+	errTooLarge  = errors.New("body too large")
+	errEmpty     = &BadRequestError{Reason: "empty body"}
+)
+
+// readBody enforces method, media type and size, and returns the raw body.
+// It writes the response itself when it returns ok=false.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request, receiver string, media map[string]bool) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		s.fail(w, r, receiver, http.StatusMethodNotAllowed, errMethod)
+		return nil, false
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || !media[mt] {
+		s.fail(w, r, receiver, http.StatusUnsupportedMediaType, errMediaType)
+		return nil, false
+	}
+	if r.ContentLength > s.cfg.BodyLimit {
+		s.fail(w, r, receiver, http.StatusRequestEntityTooLarge, errTooLarge)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, r, receiver, http.StatusRequestEntityTooLarge, errTooLarge)
+			return nil, false
+		}
+		s.fail(w, r, receiver, http.StatusBadRequest, &BadRequestError{Reason: "could not read body"})
+		return nil, false
+	}
+	if len(body) == 0 {
+		s.fail(w, r, receiver, http.StatusBadRequest, errEmpty)
+		return nil, false
+	}
+	return body, true
+}
+
+var (
+	jsonMedia       = map[string]bool{"application/json": true}
+	cloudEventMedia = map[string]bool{"application/json": true, "application/cloudevents+json": true, "application/cloudevents-batch+json": true}
+	logMedia        = map[string]bool{"application/json": true, "application/x-ndjson": true, "application/jsonl": true, "application/json-lines": true, "text/plain": true}
+)
+
+// accepted is the 202 body of a receiver that stored one signup.
+type accepted struct {
+	ID        string `json:"id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// batchAccepted is the 202 body of a receiver that may store several.
+type batchAccepted struct {
+	Signups []accepted `json:"signups"`
+	Ignored int        `json:"ignored"`
+}
+
+func (s *Service) handleAction(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readBody(w, r, receiverAction, jsonMedia)
+	if !ok {
+		return
+	}
+	if s.action == nil {
+		s.fail(w, r, receiverAction, http.StatusUnauthorized, ErrUnauthorized)
+		return
+	}
+	if err := s.action.Verify(r.Header, body); err != nil {
+		s.fail(w, r, receiverAction, http.StatusUnauthorized, err)
+		return
+	}
+	doc, err := s.decode(body, schemas.Auth0Action)
+	if err != nil {
+		s.fail(w, r, receiverAction, http.StatusBadRequest, err)
+		return
+	}
+	s.storeOne(w, r, receiverAction, events.SourceAction, actionData(doc.(map[string]any), s.cfg.Tenant))
+}
+
+func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
+	if err := s.eventAuth.check(r); err != nil {
+		if r.Method != http.MethodPost {
+			s.fail(w, r, receiverEventStream, http.StatusMethodNotAllowed, errMethod)
+			return
+		}
+		s.fail(w, r, receiverEventStream, http.StatusUnauthorized, err)
+		return
+	}
+	body, ok := s.readBody(w, r, receiverEventStream, cloudEventMedia)
+	if !ok {
+		return
+	}
+	doc, err := parseJSON(body)
+	if err != nil {
+		s.fail(w, r, receiverEventStream, http.StatusBadRequest, err)
+		return
+	}
+	var list []any
+	switch v := doc.(type) {
+	case []any:
+		list = v
+	default:
+		list = []any{v}
+	}
+	var signups []events.SignupData
+	ignored := 0
+	for i, item := range list {
+		if err := s.schemas.Validate(schemas.Auth0EventStream, item); err != nil {
+			s.fail(w, r, receiverEventStream, http.StatusBadRequest, prefixField(err, list, i))
+			return
+		}
+		ev := item.(map[string]any)
+		if str(ev, "type") != "user.created" {
+			ignored++
+			s.metrics.ignoredEvent(receiverEventStream, str(ev, "type"))
+			continue
+		}
+		signups = append(signups, eventStreamData(ev, s.cfg.Tenant))
+	}
+	if _, isArray := doc.([]any); !isArray && len(signups) == 1 {
+		s.storeOne(w, r, receiverEventStream, events.SourceEventStream, signups[0])
+		return
+	}
+	s.storeMany(w, r, receiverEventStream, events.SourceEventStream, signups, ignored)
+}
+
+func (s *Service) handleLogStream(w http.ResponseWriter, r *http.Request) {
+	if err := s.logAuth.check(r); err != nil {
+		if r.Method != http.MethodPost {
+			s.fail(w, r, receiverLogStream, http.StatusMethodNotAllowed, errMethod)
+			return
+		}
+		s.fail(w, r, receiverLogStream, http.StatusUnauthorized, err)
+		return
+	}
+	body, ok := s.readBody(w, r, receiverLogStream, logMedia)
+	if !ok {
+		return
+	}
+	entries, err := parseLogBody(body)
+	if err != nil {
+		s.fail(w, r, receiverLogStream, http.StatusBadRequest, err)
+		return
+	}
+	var signups []events.SignupData
+	ignored := 0
+	for i, e := range entries {
+		if err := s.schemas.Validate(schemas.Auth0LogEvent, e); err != nil {
+			s.fail(w, r, receiverLogStream, http.StatusBadRequest, prefixField(err, entries, i))
+			return
+		}
+		entry := e.(map[string]any)
+		if typ := str(obj(entry, "data"), "type"); typ != "ss" {
+			ignored++
+			s.metrics.ignoredEvent(receiverLogStream, typ)
+			continue
+		}
+		signups = append(signups, logStreamData(entry, s.cfg.Tenant))
+	}
+	s.storeMany(w, r, receiverLogStream, events.SourceLogStream, signups, ignored)
+}
+
+// parseLogBody accepts each Auth0 Log Streams content format: a JSON array
+// of entries, one JSON object, or JSON Lines.
+func parseLogBody(body []byte) ([]any, error) {
+	doc, err := parseJSON(body)
+	if err == nil {
+		if arr, ok := doc.([]any); ok {
+			return arr, nil
+		}
+		return []any{doc}, nil
+	}
+	lines := splitJSONLines(body)
+	if len(lines) < 2 {
+		return nil, err
+	}
+	out := make([]any, 0, len(lines))
+	for i, line := range lines {
+		v, lerr := parseJSON(line)
+		if lerr != nil {
+			var bre *BadRequestError
+			if errors.As(lerr, &bre) {
+				return nil, &BadRequestError{Field: "/" + strconv.Itoa(i) + bre.Field, Reason: bre.Reason}
+			}
+			return nil, lerr
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// prefixField adds the item index to a schema error's field when the body
+// held several items.
+func prefixField(err error, list []any, i int) error {
+	var fe *schemas.FieldError
+	if len(list) > 1 && errors.As(err, &fe) {
+		return &BadRequestError{Field: "/" + strconv.Itoa(i) + fe.Field, Reason: fe.Reason}
+	}
+	return err
+}
+
+func (s *Service) decode(body []byte, schema string) (any, error) {
+	doc, err := parseJSON(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.schemas.Validate(schema, doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+func (s *Service) storeOne(w http.ResponseWriter, r *http.Request, receiver string, src events.Source, d events.SignupData) {
+	id, dup, err := s.publish(r.Context(), src, d)
+	if err != nil {
+		s.fail(w, r, receiver, http.StatusServiceUnavailable, err)
+		return
+	}
+	trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("signupsync.event_id", id), attribute.Bool("signupsync.duplicate", dup))
+	s.log.InfoContext(r.Context(), "signup accepted", "receiver", receiver, "event_id", id, "duplicate", dup)
+	writeJSON(w, http.StatusAccepted, accepted{ID: id, Duplicate: dup})
+}
+
+// storeMany publishes every signup of a batch and answers 202 only when all
+// are durable; on any failure it answers 503 so the sender retries the whole
+// batch, whose stored part the duplicate window then absorbs.
+func (s *Service) storeMany(w http.ResponseWriter, r *http.Request, receiver string, src events.Source, list []events.SignupData, ignored int) {
+	out := batchAccepted{Signups: make([]accepted, 0, len(list)), Ignored: ignored}
+	for _, d := range list {
+		id, dup, err := s.publish(r.Context(), src, d)
+		if err != nil {
+			s.fail(w, r, receiver, http.StatusServiceUnavailable, err)
+			return
+		}
+		out.Signups = append(out.Signups, accepted{ID: id, Duplicate: dup})
+	}
+	s.log.InfoContext(r.Context(), "batch accepted", "receiver", receiver, "signups", len(out.Signups), "ignored", ignored)
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+func messagingAttrs(subject, id string) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.operation.type", "publish"),
+		attribute.String("messaging.destination.name", subject),
+		attribute.String("messaging.message.id", id),
+	}
+}
+
+func recordSpanError(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}

@@ -1,0 +1,230 @@
+// Package ingest receives Auth0 signup notifications over HTTP (Actions,
+// Event Streams, Log Streams), verifies and validates them, normalises them
+// into version 1 signup events and makes them durable in JetStream. A
+// receiver answers 2xx only after JetStream acknowledged every signup the
+// request carried.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/schemas"
+)
+
+// Endpoint paths.
+const (
+	PathAction      = "/v1/hooks/auth0-action"
+	PathEventStream = "/v1/hooks/auth0-event-stream"
+	PathLogStream   = "/v1/hooks/auth0-log-stream"
+)
+
+// Config configures the ingest role. Start from [DefaultConfig].
+type Config struct {
+	Addr string
+	// BodyLimit is the largest body accepted, in bytes.
+	BodyLimit int64
+	// ActionSecrets are the Standard Webhooks secrets of the Auth0 Actions;
+	// several may be valid at once during rotation.
+	ActionSecrets []string
+	// EventStreamTokens are bearer tokens and EventStreamBasic "user:pass"
+	// pairs accepted from Auth0 Event Streams.
+	EventStreamTokens []string
+	EventStreamBasic  []string
+	// LogStreamTokens are Authorization header values accepted from Auth0
+	// Log Streams, compared whole (include "Bearer " if Auth0 sends it).
+	LogStreamTokens []string
+	// Tenant names the Auth0 tenant for bodies that do not carry it.
+	Tenant string
+	// Tolerance bounds webhook-timestamp skew.
+	Tolerance time.Duration
+	// PublishTimeout bounds the wait for JetStream's acknowledgement; past
+	// it the request gets 503 and Retry-After.
+	PublishTimeout time.Duration
+	RetryAfter     time.Duration
+
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+}
+
+// DefaultConfig returns production defaults without credentials.
+func DefaultConfig() Config {
+	return Config{
+		Addr:              "127.0.0.1:8080",
+		BodyLimit:         64 << 10,
+		Tenant:            "default",
+		Tolerance:         DefaultTolerance,
+		PublishTimeout:    2 * time.Second,
+		RetryAfter:        5 * time.Second,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ShutdownTimeout:   20 * time.Second,
+	}
+}
+
+// Validate reports every problem at once, naming the flag and variable.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("--http-addr (SIGNUPSYNC_HTTP_ADDR) is empty"))
+	}
+	if c.BodyLimit < 1024 {
+		errs = append(errs, fmt.Errorf("--body-limit (SIGNUPSYNC_BODY_LIMIT) %d: must be at least 1024 bytes", c.BodyLimit))
+	}
+	if len(c.ActionSecrets) == 0 && len(c.EventStreamTokens) == 0 && len(c.EventStreamBasic) == 0 && len(c.LogStreamTokens) == 0 {
+		errs = append(errs, errors.New("no receiver has credentials: set --action-secrets (SIGNUPSYNC_ACTION_SECRETS), --event-stream-token (SIGNUPSYNC_EVENT_STREAM_TOKEN), --event-stream-basic (SIGNUPSYNC_EVENT_STREAM_BASIC) or --log-stream-token (SIGNUPSYNC_LOG_STREAM_TOKEN)"))
+	}
+	for i, s := range c.ActionSecrets {
+		if _, err := DecodeWebhookSecret(s); err != nil {
+			errs = append(errs, fmt.Errorf("--action-secrets (SIGNUPSYNC_ACTION_SECRETS) entry %d: %w", i+1, err))
+		}
+	}
+	for _, b := range c.EventStreamBasic {
+		if !strings.Contains(b, ":") {
+			errs = append(errs, errors.New("--event-stream-basic (SIGNUPSYNC_EVENT_STREAM_BASIC): entries must be user:password"))
+		}
+	}
+	if c.Tolerance <= 0 || c.Tolerance > time.Hour {
+		errs = append(errs, fmt.Errorf("--signature-tolerance (SIGNUPSYNC_SIGNATURE_TOLERANCE) %s: must be in (0, 1h]", c.Tolerance))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("--publish-timeout (SIGNUPSYNC_PUBLISH_TIMEOUT) must be positive"))
+	}
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("HTTP read-header, read and write timeouts must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Publisher makes one message durable and reports whether JetStream
+// recognised it as a duplicate. jetstream.JetStream satisfies it.
+type Publisher interface {
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Deps are the collaborators of the ingest role. Publisher, Schemas and
+// Logger are required.
+type Deps struct {
+	Publisher Publisher
+	Schemas   *schemas.Set
+	Logger    *slog.Logger
+	// Metrics records request and publish counts; nil records nothing.
+	Metrics *Metrics
+	// Ready reports whether the broker can take writes (for /readyz);
+	// nil means always ready.
+	Ready func(context.Context) error
+	// MetricsHandler serves /metrics; nil serves 404.
+	MetricsHandler http.Handler
+	Tracer         trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	Now            func() time.Time
+}
+
+// Service is the ingest HTTP handler set. It is safe for concurrent use.
+type Service struct {
+	cfg        Config
+	pub        Publisher
+	schemas    *schemas.Set
+	log        *slog.Logger
+	metrics    *Metrics
+	ready      func(context.Context) error
+	metricsH   http.Handler
+	tracerProv trace.TracerProvider
+	tracer     trace.Tracer
+	prop       propagation.TextMapPropagator
+	now        func() time.Time
+	action     *WebhookVerifier
+	eventAuth  *headerAuth
+	logAuth    *headerAuth
+}
+
+// New checks cfg and deps and builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest config: %w", err)
+	}
+	if deps.Publisher == nil || deps.Schemas == nil || deps.Logger == nil {
+		return nil, errors.New("ingest: Publisher, Schemas and Logger are required")
+	}
+	s := &Service{
+		cfg: cfg, pub: deps.Publisher, schemas: deps.Schemas, log: deps.Logger,
+		metrics: deps.Metrics, ready: deps.Ready, metricsH: deps.MetricsHandler,
+		tracerProv: deps.Tracer, prop: deps.Propagator, now: deps.Now,
+		eventAuth: eventStreamAuth(cfg.EventStreamTokens, cfg.EventStreamBasic),
+		logAuth:   newHeaderAuth(cfg.LogStreamTokens),
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	if s.tracerProv == nil {
+		s.tracerProv = noop.NewTracerProvider()
+	}
+	s.tracer = s.tracerProv.Tracer("github.com/signupsync/signupsync/services/ingest")
+	if s.prop == nil {
+		s.prop = propagation.TraceContext{}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.ready == nil {
+		s.ready = func(context.Context) error { return nil }
+	}
+	if len(cfg.ActionSecrets) > 0 {
+		v, err := NewWebhookVerifier(cfg.ActionSecrets, cfg.Tolerance, s.now)
+		if err != nil {
+			return nil, err
+		}
+		s.action = v
+	}
+	return s, nil
+}
+
+// errBrokerUnavailable marks a publish JetStream did not acknowledge.
+var errBrokerUnavailable = errors.New("broker did not acknowledge the write")
+
+// publish makes one signup durable. It returns the event id and whether
+// JetStream already held it.
+func (s *Service) publish(ctx context.Context, src events.Source, d events.SignupData) (string, bool, error) {
+	ev := events.NewSignup(src, d, s.now())
+	body, err := events.Encode(ev)
+	if err != nil {
+		return "", false, err
+	}
+	subject := events.Subject(src)
+	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+	msg.Header.Set(events.HeaderSource, string(src))
+	msg.Header.Set(events.HeaderUserID, d.UserID)
+
+	ctx, span := s.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(messagingAttrs(subject, ev.ID)...))
+	defer span.End()
+	s.prop.Inject(ctx, events.HeaderCarrier(msg.Header))
+
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	ack, err := s.pub.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(events.StreamSignups))
+	if err != nil {
+		recordSpanError(span, err)
+		s.metrics.publishFailed(src)
+		return "", false, fmt.Errorf("%w: publish signup %s: %w", errBrokerUnavailable, ev.ID, err)
+	}
+	s.metrics.published(src, ack.Duplicate)
+	return ev.ID, ack.Duplicate, nil
+}
