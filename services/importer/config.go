@@ -1,0 +1,140 @@
+// Package importer consumes signup events from JetStream and imports the
+// eligible ones (unlinked social accounts) into Firebase Auth, exactly once
+// per Auth0 user, behind a circuit breaker. Every message ends in one
+// outcome (imported, already_present, skipped, conflict, dead_lettered),
+// recorded in the ledger bucket and counted in metrics; permanent failures
+// and messages that exhaust MaxDeliver go to the SIGNUPS_DLQ stream before
+// the original is terminated.
+//
+// Ack semantics: a message is acknowledged only after its ledger entry is
+// written (and, for dead letters, after SIGNUPS_DLQ acknowledged the copy).
+// Transient failures are negatively acknowledged with the delay of
+// events.Delivery.Delay; while the breaker is open the importer stops
+// fetching, so an outage costs no deliveries.
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signupsync/signupsync/events"
+)
+
+// UIDPolicy chooses the Firebase uid of an imported account.
+type UIDPolicy string
+
+// UID policies.
+const (
+	// UIDAuth0ID uses the Auth0 user_id ("google-oauth2|123") as the uid.
+	UIDAuth0ID UIDPolicy = "auth0_id"
+	// UIDHash uses the 32-hex-digit event id derived from the user_id, for
+	// projects whose uids must not contain '|'.
+	UIDHash UIDPolicy = "hash"
+)
+
+// EmailPolicy decides what happens when the email of a signup already
+// belongs to another Firebase account.
+type EmailPolicy string
+
+// Email policies.
+const (
+	// EmailConflict records outcome conflict for manual resolution.
+	EmailConflict EmailPolicy = "conflict"
+	// EmailLink attaches the provider to the existing account when both
+	// emails are verified; otherwise it records a conflict.
+	EmailLink EmailPolicy = "link"
+	// EmailSkip records outcome skipped with reason email_in_use.
+	EmailSkip EmailPolicy = "skip"
+)
+
+// Config configures the importer role. Start from [DefaultConfig].
+type Config struct {
+	Delivery events.Delivery
+	// BatchSize is the most users imported in one ImportUsers call (≤ 1000).
+	BatchSize int
+	// BatchWindow is how long a fetch waits to fill a batch.
+	BatchWindow time.Duration
+	// Workers is the number of concurrent fetch-and-import loops.
+	Workers     int
+	UIDPolicy   UIDPolicy
+	EmailPolicy EmailPolicy
+	// FirebaseRPS limits Firebase calls per second; 0 means unlimited.
+	FirebaseRPS float64
+	// Breaker settings: trip after BreakerFailures consecutive transient
+	// failures; stay open BreakerOpenFor before a half-open probe.
+	BreakerFailures uint32
+	BreakerOpenFor  time.Duration
+	// EnrichAll reads every signup from the Management API, not only partial
+	// ones (needs an enricher).
+	EnrichAll bool
+	// Concurrency of ledger reads, enrichment and Firebase look-ups within
+	// one batch.
+	Concurrency int
+	// DeferDelay is the redelivery delay of a signup whose email an earlier
+	// signup of the same batch claims; the next batch sees that account.
+	DeferDelay time.Duration
+}
+
+// DefaultConfig returns defaults suited to production Firebase.
+func DefaultConfig() Config {
+	return Config{
+		Delivery:        events.DefaultDelivery(),
+		BatchSize:       1000,
+		BatchWindow:     50 * time.Millisecond,
+		Workers:         2,
+		UIDPolicy:       UIDAuth0ID,
+		EmailPolicy:     EmailConflict,
+		FirebaseRPS:     10,
+		BreakerFailures: 3,
+		BreakerOpenFor:  5 * time.Second,
+		Concurrency:     16,
+		DeferDelay:      500 * time.Millisecond,
+	}
+}
+
+// Validate reports every problem at once, naming the flag and variable.
+func (c Config) Validate() error {
+	var errs []error
+	if err := c.Delivery.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("delivery (--ack-wait, --max-deliver): %w", err))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1000 {
+		errs = append(errs, fmt.Errorf("--batch-size (SIGNUPSYNC_BATCH_SIZE) %d: must be 1 to 1000", c.BatchSize))
+	}
+	if c.BatchWindow <= 0 {
+		errs = append(errs, errors.New("--batch-window (SIGNUPSYNC_BATCH_WINDOW) must be positive"))
+	}
+	if c.BatchWindow >= c.Delivery.AckWait/2 {
+		errs = append(errs, errors.New("--batch-window (SIGNUPSYNC_BATCH_WINDOW) must be shorter than half of --ack-wait"))
+	}
+	if c.Workers < 1 || c.Workers > 64 {
+		errs = append(errs, fmt.Errorf("--workers (SIGNUPSYNC_IMPORTER_WORKERS) %d: must be 1 to 64", c.Workers))
+	}
+	switch c.UIDPolicy {
+	case UIDAuth0ID, UIDHash:
+	default:
+		errs = append(errs, fmt.Errorf("--uid-policy (SIGNUPSYNC_UID_POLICY) %q: want auth0_id or hash", c.UIDPolicy))
+	}
+	switch c.EmailPolicy {
+	case EmailConflict, EmailLink, EmailSkip:
+	default:
+		errs = append(errs, fmt.Errorf("--email-policy (SIGNUPSYNC_EMAIL_POLICY) %q: want conflict, link or skip", c.EmailPolicy))
+	}
+	if c.FirebaseRPS < 0 {
+		errs = append(errs, errors.New("--firebase-rps (SIGNUPSYNC_FIREBASE_RPS) must not be negative"))
+	}
+	if c.BreakerFailures < 1 {
+		errs = append(errs, errors.New("--breaker-failures (SIGNUPSYNC_BREAKER_FAILURES) must be at least 1"))
+	}
+	if c.BreakerOpenFor <= 0 {
+		errs = append(errs, errors.New("--breaker-open-for (SIGNUPSYNC_BREAKER_OPEN_FOR) must be positive"))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, errors.New("--concurrency (SIGNUPSYNC_IMPORTER_CONCURRENCY) must be positive"))
+	}
+	if c.DeferDelay <= 0 {
+		errs = append(errs, errors.New("defer delay must be positive"))
+	}
+	return errors.Join(errs...)
+}

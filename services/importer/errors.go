@@ -1,0 +1,77 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"firebase.google.com/go/v4/errorutils"
+	"github.com/sony/gobreaker/v2"
+)
+
+// ErrTransient is wrapped by every error the importer retries later
+// (NakWithDelay) instead of dead-lettering.
+var ErrTransient = errors.New("transient failure")
+
+// ErrBreakerOpen is returned, wrapped in ErrTransient, while the Firebase
+// circuit breaker refuses calls.
+var ErrBreakerOpen = errors.New("firebase circuit breaker open")
+
+// transientError is a retryable failure with an optional earliest retry.
+type transientError struct {
+	err        error
+	retryAfter time.Duration
+}
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() []error {
+	return []error{ErrTransient, e.err}
+}
+
+// transient marks err as retryable after at least retryAfter.
+func transient(err error, retryAfter time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &transientError{err: err, retryAfter: retryAfter}
+}
+
+// IsTransient reports whether err is worth retrying.
+func IsTransient(err error) bool { return errors.Is(err, ErrTransient) }
+
+// retryAfter returns the earliest retry a transient error asks for.
+func retryAfter(err error) time.Duration {
+	var te *transientError
+	if errors.As(err, &te) {
+		return te.retryAfter
+	}
+	return 0
+}
+
+// classifyFirebase wraps a Firebase SDK error as transient when a retry can
+// succeed: unavailable, internal, quota (429), deadline, aborted, and any
+// transport failure (connection refused, reset, timeouts). Everything else
+// (invalid argument, not found, permission) is permanent and returned as is.
+func classifyFirebase(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = fmt.Errorf("firebase %s: %w", op, err)
+	var ue *url.Error
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrTransient):
+		return err
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return transient(fmt.Errorf("%w: %w", ErrBreakerOpen, err), 0)
+	case errorutils.IsUnavailable(err), errorutils.IsInternal(err), errorutils.IsResourceExhausted(err),
+		errorutils.IsDeadlineExceeded(err), errorutils.IsAborted(err), errorutils.IsUnknown(err):
+		return transient(err, 0)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue), errors.As(err, &ne):
+		return transient(err, 0)
+	}
+	return err
+}

@@ -1,0 +1,692 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"firebase.google.com/go/v4/auth"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/signupsync/signupsync/events"
+)
+
+// Accounts is the part of the Firebase Auth client the importer uses.
+// *auth.Client satisfies it.
+type Accounts interface {
+	GetUsers(ctx context.Context, ids []auth.UserIdentifier) (*auth.GetUsersResult, error)
+	ImportUsers(ctx context.Context, users []*auth.UserToImport, opts ...auth.UserImportOption) (*auth.UserImportResult, error)
+	UpdateUser(ctx context.Context, uid string, user *auth.UserToUpdate) (*auth.UserRecord, error)
+}
+
+// Enricher reads the authoritative profile of an Auth0 user. GetUser returns
+// an error matching ErrUserGone when the user no longer exists (permanent)
+// and a transient error (IsTransient) when a retry may succeed.
+type Enricher interface {
+	GetUser(ctx context.Context, auth0UserID string) (events.SignupData, error)
+}
+
+// ErrUserGone is matched by enricher errors for users deleted in Auth0.
+var ErrUserGone = errors.New("auth0 user does not exist")
+
+// Deps are the importer's collaborators. JetStream, Accounts and Logger are
+// required; Enricher may be nil (enrichment off: partial signups are mapped
+// from what they carry).
+type Deps struct {
+	JetStream jetstream.JetStream
+	Accounts  Accounts
+	Enricher  Enricher
+	Logger    *slog.Logger
+	// Metrics records outcomes; nil records nothing. Registerer, when set,
+	// also gets the consumer-lag collector.
+	Metrics    *Metrics
+	Registerer prometheus.Registerer
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
+	// Providers maps Auth0 social strategies to Firebase provider ids; nil
+	// means events.SocialProviders().
+	Providers map[string]string
+	Now       func() time.Time
+}
+
+// Importer is the importer role. Run it once; it is safe to run several
+// Importers (processes or goroutines) on the same durable consumer.
+type Importer struct {
+	cfg       Config
+	js        jetstream.JetStream
+	cons      jetstream.Consumer
+	ledger    *ledger
+	accounts  Accounts
+	enricher  Enricher
+	log       *slog.Logger
+	metrics   *Metrics
+	guard     *guard
+	tracer    trace.Tracer
+	prop      propagation.TextMapPropagator
+	providers map[string]string
+	now       func() time.Time
+}
+
+// New checks cfg, creates or updates the durable consumer and opens the
+// ledger bucket (created by events.Ensure).
+func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("importer config: %w", err)
+	}
+	if deps.JetStream == nil || deps.Accounts == nil || deps.Logger == nil {
+		return nil, errors.New("importer: JetStream, Accounts and Logger are required")
+	}
+	im := &Importer{
+		cfg: cfg, js: deps.JetStream, accounts: deps.Accounts, enricher: deps.Enricher,
+		log: deps.Logger, metrics: deps.Metrics, prop: deps.Propagator, providers: deps.Providers, now: deps.Now,
+	}
+	if im.metrics == nil {
+		im.metrics = NewMetrics(nil)
+	}
+	tp := deps.Tracer
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	im.tracer = tp.Tracer("github.com/signupsync/signupsync/services/importer")
+	if im.prop == nil {
+		im.prop = propagation.TraceContext{}
+	}
+	if im.providers == nil {
+		im.providers = events.SocialProviders()
+	}
+	if im.now == nil {
+		im.now = time.Now
+	}
+	cons, err := deps.JetStream.CreateOrUpdateConsumer(ctx, events.StreamSignups, cfg.Delivery.ConsumerConfig())
+	if err != nil {
+		return nil, fmt.Errorf("importer consumer: %w", err)
+	}
+	kv, err := deps.JetStream.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		return nil, fmt.Errorf("ledger bucket: %w", err)
+	}
+	im.cons, im.ledger = cons, &ledger{kv: kv}
+	im.guard = newGuard(cfg, deps.Logger, im.metrics)
+	if deps.Registerer != nil {
+		if err := deps.Registerer.Register(newLagCollector(deps.JetStream, cons)); err != nil {
+			return nil, fmt.Errorf("register lag collector: %w", err)
+		}
+	}
+	return im, nil
+}
+
+// Run fetches and imports until ctx is cancelled, then lets the batches in
+// flight finish (they run under their own deadline, shorter than AckWait)
+// and returns. It returns nil on a clean stop.
+func (im *Importer) Run(ctx context.Context) error {
+	im.log.InfoContext(ctx, "importer running", "workers", im.cfg.Workers, "batch_size", im.cfg.BatchSize, "batch_window", im.cfg.BatchWindow)
+	var wg sync.WaitGroup
+	for range im.cfg.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			im.worker(ctx)
+		}()
+	}
+	wg.Wait()
+	im.log.InfoContext(ctx, "importer stopped")
+	return nil
+}
+
+func (im *Importer) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		if !im.awaitBreaker(ctx) {
+			return
+		}
+		batch, err := im.cons.Fetch(im.cfg.BatchSize, jetstream.FetchMaxWait(im.cfg.BatchWindow))
+		if err != nil {
+			im.log.DebugContext(ctx, "fetch failed", "err", err)
+			sleep(ctx, 200*time.Millisecond)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			if err := batch.Error(); err != nil {
+				im.log.DebugContext(ctx, "fetch ended", "err", err)
+				sleep(ctx, 100*time.Millisecond)
+			}
+			continue
+		}
+		im.process(ctx, msgs)
+	}
+}
+
+// awaitBreaker blocks while the breaker is open, so an outage burns no
+// deliveries. Once the open period passes it sends one probe (a cheap
+// look-up) instead of a batch; success closes the breaker. It returns false
+// when ctx ends.
+func (im *Importer) awaitBreaker(ctx context.Context) bool {
+	for {
+		switch im.guard.state() {
+		case gobreaker.StateClosed:
+			return true
+		case gobreaker.StateHalfOpen:
+			err := im.guard.do(ctx, "probe", func(ctx context.Context) error {
+				_, err := im.accounts.GetUsers(ctx, []auth.UserIdentifier{auth.UIDIdentifier{UID: "signupsync-breaker-probe"}})
+				return classifyFirebase("probe", err)
+			})
+			if err == nil {
+				im.log.InfoContext(ctx, "firebase reachable again; resuming")
+				return true
+			}
+		}
+		if !sleep(ctx, min(im.cfg.BreakerOpenFor/5, 250*time.Millisecond)) {
+			return false
+		}
+	}
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// decision is what becomes of one message.
+type decision int
+
+const (
+	undecided decision = iota
+	settle             // ack, with an outcome
+	retry              // nak with a delay
+	dead               // dead-letter, then term
+)
+
+// item is one fetched message on its way to a decision.
+type item struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	ev   events.Signup
+	ctx  context.Context
+	span trace.Span
+	data events.SignupData
+	elig eligibility
+	uid  string
+	dups []*item
+
+	decision decision
+	outcome  events.Outcome
+	reason   string
+	detail   string
+	fbUID    string
+	err      error
+	delay    time.Duration
+}
+
+func (it *item) settle(o events.Outcome, reason, fbUID, detail string) {
+	it.decision, it.outcome, it.reason, it.fbUID, it.detail = settle, o, reason, fbUID, detail
+}
+
+func (it *item) retry(err error, delay time.Duration) {
+	it.decision, it.err, it.delay = retry, err, delay
+}
+
+func (it *item) deadLetter(reason string, err error) {
+	it.decision, it.reason, it.err = dead, reason, err
+}
+
+// process takes one fetched batch to a decision per message and settles
+// every message. It runs under a deadline of 80% of AckWait from now,
+// detached from ctx so a shutdown lets the batch finish.
+func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
+	im.metrics.batch(len(msgs))
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), im.cfg.Delivery.AckWait*4/5)
+	defer cancel()
+
+	// The batch span is a root of its own, linked to every member's span
+	// (and each member links back): one Firebase call serves up to 1000
+	// signups from 1000 traces, and a span has one parent, so parenting the
+	// batch under one signup would misattribute it to that trace and hide it
+	// from the 999 others. Links keep every signup's trace complete.
+	bctx, bspan := im.tracer.Start(bctx, "import batch", trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(attribute.Int("signupsync.batch.size", len(msgs))))
+	defer bspan.End()
+
+	items := make([]*item, 0, len(msgs))
+	for _, m := range msgs {
+		items = append(items, im.open(bctx, bspan, m))
+	}
+	primaries := im.group(items)
+	im.checkLedger(bctx, primaries)
+	im.enrich(primaries)
+	var cands []*item
+	for _, it := range primaries {
+		if it.decision != undecided {
+			continue
+		}
+		it.elig = eligible(it.data, im.providers)
+		if !it.elig.ok {
+			it.settle(events.OutcomeSkipped, it.elig.reason, "", "")
+			continue
+		}
+		it.uid = firebaseUID(im.cfg.UIDPolicy, it.data.UserID)
+		cands = append(cands, it)
+	}
+	toImport := im.resolve(bctx, cands)
+	im.importUsers(bctx, toImport)
+
+	counts := map[events.Outcome]int{}
+	var mu sync.Mutex
+	im.parallel(primaries, func(it *item) {
+		im.finish(bctx, it)
+		mu.Lock()
+		counts[it.outcome]++
+		mu.Unlock()
+	})
+	for _, it := range items {
+		if it.decision == dead && it.meta == nil {
+			im.finish(bctx, it)
+		}
+	}
+	attrs := []any{"messages", len(msgs), "users", len(primaries)}
+	for _, o := range events.Outcomes() {
+		if counts[o] > 0 {
+			attrs = append(attrs, string(o), counts[o])
+		}
+	}
+	im.log.InfoContext(bctx, "batch settled", attrs...)
+}
+
+// open decodes a message and starts its consumer span, continuing the trace
+// context the producer put in the headers.
+func (im *Importer) open(bctx context.Context, bspan trace.Span, m jetstream.Msg) *item {
+	it := &item{msg: m}
+	pctx := im.prop.Extract(bctx, events.HeaderCarrier(m.Headers()))
+	// Keep the batch deadline but the producer's trace as parent.
+	it.ctx, it.span = im.tracer.Start(trace.ContextWithRemoteSpanContext(bctx, trace.SpanContextFromContext(pctx)), "process "+m.Subject(),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(trace.Link{SpanContext: bspan.SpanContext()}),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject()),
+			attribute.String("messaging.operation.type", "process")))
+	bspan.AddLink(trace.Link{SpanContext: it.span.SpanContext()})
+	meta, err := m.Metadata()
+	if err != nil {
+		it.deadLetter(events.ReasonMalformedEvent, fmt.Errorf("message metadata: %w", err))
+		return it
+	}
+	it.meta = meta
+	it.span.SetAttributes(attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)), attribute.Int64("messaging.nats.delivered", int64(meta.NumDelivered)))
+	ev, err := events.Decode(m.Data())
+	if err != nil {
+		it.deadLetter(events.ReasonMalformedEvent, err)
+		return it
+	}
+	it.ev, it.data = ev, ev.Data
+	it.span.SetAttributes(attribute.String("signupsync.event_id", ev.ID))
+	return it
+}
+
+// group returns one item per Auth0 user; later copies of the same user in
+// the batch ride along as dups and share the first one's fate. This also
+// guarantees one uid appears at most once in an ImportUsers call.
+func (im *Importer) group(items []*item) []*item {
+	by := map[string]*item{}
+	var out []*item
+	for _, it := range items {
+		if it.decision != undecided {
+			continue
+		}
+		if p, ok := by[it.ev.Subject]; ok {
+			p.dups = append(p.dups, it)
+			continue
+		}
+		by[it.ev.Subject] = it
+		out = append(out, it)
+	}
+	return out
+}
+
+// checkLedger settles users the ledger already knows to be in Firebase.
+func (im *Importer) checkLedger(ctx context.Context, items []*item) {
+	im.parallel(items, func(it *item) {
+		e, found, err := im.ledger.get(ctx, it.ev.Subject)
+		switch {
+		case err != nil:
+			it.retry(err, 0)
+		case found && e.Outcome.Final():
+			it.settle(events.OutcomeAlreadyPresent, events.ReasonLedger, e.FirebaseUID, "")
+		}
+	})
+}
+
+// enrich reads partial signups (or all, with EnrichAll) from Auth0.
+func (im *Importer) enrich(items []*item) {
+	if im.enricher == nil {
+		return
+	}
+	var todo []*item
+	for _, it := range items {
+		if it.decision == undecided && (it.data.Partial || im.cfg.EnrichAll) {
+			todo = append(todo, it)
+		}
+	}
+	im.parallel(todo, func(it *item) {
+		ctx, span := im.tracer.Start(it.ctx, "auth0 get user", trace.WithSpanKind(trace.SpanKindClient))
+		defer span.End()
+		d, err := im.enricher.GetUser(ctx, it.ev.Subject)
+		switch {
+		case errors.Is(err, ErrUserGone):
+			it.settle(events.OutcomeSkipped, events.ReasonDeletedInAuth0, "", "")
+		case err != nil && IsTransient(err):
+			recordError(span, err)
+			it.retry(err, retryAfter(err))
+		case err != nil:
+			recordError(span, err)
+			it.deadLetter(events.ReasonPermanentError, fmt.Errorf("enrich %s: %w", it.ev.Subject, err))
+		default:
+			d.Tenant = it.data.Tenant
+			d.Trigger = it.data.Trigger
+			d.Partial = false
+			it.data = d
+		}
+	})
+}
+
+// lookupKey joins a provider id and the provider's user id.
+func lookupKey(provider, rawID string) string { return provider + "\x00" + rawID }
+
+// index holds what Firebase returned for a batch's look-ups.
+type index struct {
+	byUID      map[string]*auth.UserRecord
+	byEmail    map[string]*auth.UserRecord
+	byProvider map[string]string
+}
+
+func (x *index) add(recs []*auth.UserRecord) {
+	for _, r := range recs {
+		x.byUID[r.UID] = r
+		if r.Email != "" {
+			x.byEmail[strings.ToLower(r.Email)] = r
+		}
+		for _, p := range r.ProviderUserInfo {
+			x.byProvider[lookupKey(p.ProviderID, p.UID)] = r.UID
+		}
+	}
+}
+
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && a.Name == ""
+}
+
+func identifiers(it *item) []auth.UserIdentifier {
+	ids := []auth.UserIdentifier{
+		auth.UIDIdentifier{UID: it.uid},
+		auth.ProviderIdentifier{ProviderID: it.elig.firebaseProvider, ProviderUID: it.elig.identity.UserID},
+	}
+	if e := strings.ToLower(it.data.Email); e != "" && validEmail(e) {
+		ids = append(ids, auth.EmailIdentifier{Email: e})
+	}
+	return ids
+}
+
+// lookup fetches the Firebase accounts matching the candidates' uid,
+// provider id and email, 100 identifiers per GetUsers call. Candidates
+// whose look-up failed get their decision here.
+func (im *Importer) lookup(ctx context.Context, cands []*item) *index {
+	x := &index{byUID: map[string]*auth.UserRecord{}, byEmail: map[string]*auth.UserRecord{}, byProvider: map[string]string{}}
+	var chunks [][]*item
+	var cur []*item
+	n := 0
+	for _, c := range cands {
+		k := len(identifiers(c))
+		if n+k > 100 {
+			chunks = append(chunks, cur)
+			cur, n = nil, 0
+		}
+		cur = append(cur, c)
+		n += k
+	}
+	if len(cur) > 0 {
+		chunks = append(chunks, cur)
+	}
+	var mu sync.Mutex
+	var get func(chunk []*item)
+	get = func(chunk []*item) {
+		var ids []auth.UserIdentifier
+		for _, c := range chunk {
+			ids = append(ids, identifiers(c)...)
+		}
+		var res *auth.GetUsersResult
+		err := im.firebase(ctx, "GetUsers", func(ctx context.Context) error {
+			r, err := im.accounts.GetUsers(ctx, ids)
+			res = r
+			return classifyFirebase("GetUsers", err)
+		})
+		switch {
+		case err == nil:
+			mu.Lock()
+			x.add(res.Users)
+			mu.Unlock()
+		case IsTransient(err):
+			for _, c := range chunk {
+				c.retry(err, retryAfter(err))
+			}
+		case len(chunk) > 1:
+			// One bad identifier fails the whole call: look up one by one to
+			// isolate it.
+			for _, c := range chunk {
+				get([]*item{c})
+			}
+		default:
+			chunk[0].deadLetter(events.ReasonPermanentError, err)
+		}
+	}
+	sem := make(chan struct{}, min(4, im.cfg.Concurrency))
+	var wg sync.WaitGroup
+	for _, ch := range chunks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			get(ch)
+		}()
+	}
+	wg.Wait()
+	return x
+}
+
+var errDeferred = errors.New("an earlier signup in the batch has the same email; retried in the next batch")
+
+// resolve decides every candidate that Firebase already knows about and
+// returns those to import.
+func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
+	if len(cands) == 0 {
+		return nil
+	}
+	x := im.lookup(ctx, cands)
+	claimed := map[string]bool{}
+	var out []*item
+	for _, c := range cands {
+		if c.decision != undecided {
+			continue
+		}
+		fp, raw := c.elig.firebaseProvider, c.elig.identity.UserID
+		email := strings.ToLower(c.data.Email)
+		if rec, ok := x.byUID[c.uid]; ok {
+			if x.byProvider[lookupKey(fp, raw)] == rec.UID {
+				c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
+			} else {
+				c.settle(events.OutcomeConflict, events.ReasonUIDTaken, rec.UID, "uid exists without this provider identity")
+			}
+			continue
+		}
+		if uid, ok := x.byProvider[lookupKey(fp, raw)]; ok {
+			c.settle(events.OutcomeAlreadyPresent, events.ReasonProviderElsewhere, uid, "")
+			continue
+		}
+		if email != "" {
+			if rec, ok := x.byEmail[email]; ok {
+				im.applyEmailPolicy(ctx, c, rec)
+				continue
+			}
+			if claimed[email] {
+				c.retry(errDeferred, im.cfg.DeferDelay)
+				continue
+			}
+			claimed[email] = true
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// applyEmailPolicy handles a candidate whose email belongs to rec.
+func (im *Importer) applyEmailPolicy(ctx context.Context, c *item, rec *auth.UserRecord) {
+	switch im.cfg.EmailPolicy {
+	case EmailSkip:
+		c.settle(events.OutcomeSkipped, events.ReasonEmailInUse, rec.UID, "")
+	case EmailLink:
+		if !c.data.EmailVerified || !rec.EmailVerified {
+			c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "link policy needs both emails verified")
+			return
+		}
+		err := im.firebase(ctx, "UpdateUser", func(ctx context.Context) error {
+			_, err := im.accounts.UpdateUser(ctx, rec.UID, (&auth.UserToUpdate{}).ProviderToLink(providerInfo(c.data, c.elig)))
+			return classifyFirebase("UpdateUser", err)
+		})
+		switch {
+		case err == nil:
+			c.settle(events.OutcomeImported, events.ReasonLinked, rec.UID, "")
+		case IsTransient(err):
+			c.retry(err, retryAfter(err))
+		default:
+			c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "link refused by Firebase: "+err.Error())
+		}
+	default:
+		c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "")
+	}
+}
+
+// importUsers imports cands in one call and decides each from the per-user
+// result. A permanent failure of the whole call is split into single-user
+// calls so one bad user never fails the others.
+func (im *Importer) importUsers(ctx context.Context, cands []*item) {
+	if len(cands) == 0 {
+		return
+	}
+	users := make([]*auth.UserToImport, len(cands))
+	for i, c := range cands {
+		users[i] = toImport(c.uid, c.data, c.elig)
+	}
+	var res *auth.UserImportResult
+	err := im.firebase(ctx, "ImportUsers", func(ctx context.Context) error {
+		r, err := im.accounts.ImportUsers(ctx, users)
+		res = r
+		return classifyFirebase("ImportUsers", err)
+	})
+	switch {
+	case err != nil && IsTransient(err):
+		for _, c := range cands {
+			c.retry(err, retryAfter(err))
+		}
+		return
+	case err != nil && len(cands) > 1:
+		for _, c := range cands {
+			im.importUsers(ctx, []*item{c})
+		}
+		return
+	case err != nil:
+		cands[0].deadLetter(events.ReasonFirebaseRejected, err)
+		return
+	}
+	failed := map[int]string{}
+	for _, e := range res.Errors {
+		failed[e.Index] = e.Reason
+	}
+	var rejected []*item
+	for i, c := range cands {
+		if reason, bad := failed[i]; bad {
+			c.err = errors.New(reason)
+			rejected = append(rejected, c)
+			continue
+		}
+		c.settle(events.OutcomeImported, "", c.uid, "")
+	}
+	im.recheck(ctx, rejected)
+}
+
+// recheck decides users Firebase refused one by one. A refusal because the
+// account now exists (another replica, or a production Firebase race) is
+// already_present when it carries this identity; anything else is a dead
+// letter with Firebase's reason.
+func (im *Importer) recheck(ctx context.Context, rejected []*item) {
+	if len(rejected) == 0 {
+		return
+	}
+	reasons := make(map[*item]error, len(rejected))
+	for _, c := range rejected {
+		reasons[c] = c.err
+	}
+	x := im.lookup(ctx, rejected)
+	for _, c := range rejected {
+		if c.decision != undecided {
+			continue
+		}
+		if rec, ok := x.byUID[c.uid]; ok && x.byProvider[lookupKey(c.elig.firebaseProvider, c.elig.identity.UserID)] == rec.UID {
+			c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
+			continue
+		}
+		c.deadLetter(events.ReasonFirebaseRejected, fmt.Errorf("firebase refused user: %w", reasons[c]))
+	}
+}
+
+// firebase runs one Firebase call in a client span, through the guard.
+func (im *Importer) firebase(ctx context.Context, op string, fn func(context.Context) error) error {
+	ctx, span := im.tracer.Start(ctx, "firebase "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("rpc.system", "firebase-auth"), attribute.String("rpc.method", op)))
+	defer span.End()
+	err := im.guard.do(ctx, op, fn)
+	if err != nil {
+		recordError(span, err)
+	}
+	return err
+}
+
+// parallel runs fn over items with at most Concurrency at once.
+func (im *Importer) parallel(items []*item, fn func(*item)) {
+	sem := make(chan struct{}, im.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(it)
+		}()
+	}
+	wg.Wait()
+}
+
+func recordError(span trace.Span, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, err.Error())
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signupsync/signupsync/schemas"
+	"github.com/signupsync/signupsync/services/ingest"
+	"github.com/signupsync/signupsync/services/telemetry"
+)
+
+// ingestFlags registers the ingest settings and returns a builder for the
+// Config once the flags are parsed.
+func ingestFlags(f *flags) func() ingest.Config {
+	d := ingest.DefaultConfig()
+	addr := f.String("http-addr", "SIGNUPSYNC_HTTP_ADDR", d.Addr, "listen address of the webhook receivers")
+	limit := f.Int("body-limit", "SIGNUPSYNC_BODY_LIMIT", int(d.BodyLimit), "largest accepted body in bytes")
+	secrets := f.List("action-secrets", "SIGNUPSYNC_ACTION_SECRETS", "", "Standard Webhooks secrets (whsec_...) of the Auth0 Actions, comma-separated for rotation")
+	esTokens := f.List("event-stream-token", "SIGNUPSYNC_EVENT_STREAM_TOKEN", "", "bearer token(s) Auth0 Event Streams send, comma-separated")
+	esBasic := f.List("event-stream-basic", "SIGNUPSYNC_EVENT_STREAM_BASIC", "", "user:password pair(s) for Event Streams basic auth, comma-separated")
+	lsTokens := f.List("log-stream-token", "SIGNUPSYNC_LOG_STREAM_TOKEN", "", "Authorization header value(s) Auth0 Log Streams send, comma-separated")
+	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", d.Tenant, "Auth0 tenant name for bodies that do not carry it")
+	tol := f.Duration("signature-tolerance", "SIGNUPSYNC_SIGNATURE_TOLERANCE", d.Tolerance, "allowed webhook-timestamp skew")
+	pubTimeout := f.Duration("publish-timeout", "SIGNUPSYNC_PUBLISH_TIMEOUT", d.PublishTimeout, "wait for JetStream's acknowledgement before answering 503")
+	return func() ingest.Config {
+		c := d
+		c.Addr, c.BodyLimit, c.Tenant = *addr, int64(*limit), *tenant
+		c.ActionSecrets, c.EventStreamTokens, c.EventStreamBasic, c.LogStreamTokens = secrets.items, esTokens.items, esBasic.items, lsTokens.items
+		c.Tolerance, c.PublishTimeout = *tol, *pubTimeout
+		return c
+	}
+}
+
+func runIngest(ctx context.Context, args []string, e env) error {
+	f := newFlags("ingest", e.getenv, e.stderr)
+	com := addCommon(f)
+	build := ingestFlags(f)
+	if err := f.parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg := build()
+	cfg.ShutdownTimeout = *com.drainPeriod
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	log, err := com.logger(e)
+	if err != nil {
+		return err
+	}
+	tracing, err := telemetry.SetupTracing(ctx, "ingest", version, e.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	// Publishing while disconnected must fail at once (503), not sit in the
+	// reconnect buffer: ReconnectBufSize(-1).
+	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-ingest", log, nats.ReconnectBufSize(-1))
+	if err != nil {
+		return err
+	}
+	if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
+		nc.Close()
+		return err
+	}
+	reg, metricsH := registry()
+	serveErr := serveIngest(ctx, cfg, js, reg, metricsH, tracing, log)
+	return errors.Join(serveErr, drainNATS(nc, *com.drainPeriod), tracing.Shutdown(context.WithoutCancel(ctx)))
+}
+
+// serveIngest runs the ingest HTTP server until ctx ends.
+func serveIngest(ctx context.Context, cfg ingest.Config, js jetstream.JetStream, reg prometheus.Registerer, metricsH http.Handler, tracing telemetry.Tracing, log *slog.Logger) error {
+	set, err := schemas.Compile()
+	if err != nil {
+		return fmt.Errorf("schemas: %w", err)
+	}
+	svc, err := ingest.New(cfg, ingest.Deps{
+		Publisher:      js,
+		Schemas:        set,
+		Logger:         log.With("role", "ingest"),
+		Metrics:        ingest.NewMetrics(reg),
+		Ready:          streamReady(js),
+		MetricsHandler: metricsH,
+		Tracer:         tracing.Provider,
+		Propagator:     telemetry.Propagator(),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := ingest.Listen(ctx, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return svc.Serve(ctx, ln)
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/signupsync/signupsync/services/ingest"
+)
+
+// runSample posts one correctly signed Action webhook for a new Google
+// signup, as the post-login Action would, and prints the answer.
+func runSample(ctx context.Context, args []string, e env) error {
+	f := newFlags("sample", e.getenv, e.stderr)
+	url := f.String("url", "SIGNUPSYNC_SAMPLE_URL", "http://127.0.0.1:8080", "base URL of the ingest service")
+	secrets := f.List("action-secrets", "SIGNUPSYNC_ACTION_SECRETS", "", "Action secret to sign with (the first is used)")
+	user := f.String("user-id", "", "", "Auth0 user_id of the sample (default: a random google-oauth2 id)")
+	email := f.String("email", "", "", "email of the sample (default: derived from the id)")
+	if err := f.parse(args); err != nil {
+		return usageError{err}
+	}
+	if len(secrets.items) == 0 {
+		return usageError{fmt.Errorf("--action-secrets (SIGNUPSYNC_ACTION_SECRETS) is required")}
+	}
+	raw := *user
+	if raw == "" {
+		raw = fmt.Sprintf("google-oauth2|%d", mrand.Uint64())
+	}
+	provider, sub, ok := strings.Cut(raw, "|")
+	if !ok {
+		return usageError{fmt.Errorf("--user-id %q: want provider|id", raw)}
+	}
+	mail := *email
+	if mail == "" {
+		mail = "sample-" + sub + "@example.com"
+	}
+	body := fmt.Sprintf(`{"trigger":"post-login","tenant":"dev","connection":{"id":"con_sample","name":%[2]q,"strategy":%[2]q},"stats":{"logins_count":1},"user":{"user_id":%[1]q,"email":%[4]q,"email_verified":true,"name":"Sample Person","given_name":"Sample","family_name":"Person","picture":"https://example.com/sample.png","created_at":%[5]q,"identities":[{"provider":%[2]q,"connection":%[2]q,"user_id":%[3]q,"isSocial":true}]}}`,
+		raw, provider, sub, mail, time.Now().UTC().Format(time.RFC3339))
+	idb := make([]byte, 12)
+	_, _ = rand.Read(idb)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*url, "/")+ingest.PathAction, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := ingest.SignHeaders(req.Header, secrets.items[0], "msg_"+hex.EncodeToString(idb), time.Now(), []byte(body)); err != nil {
+		return usageError{fmt.Errorf("--action-secrets: %w", err)}
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("post sample: %w", err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	fmt.Fprintf(e.stdout, "POST %s -> %s\n%s", req.URL, res.Status, out)
+	fmt.Fprintf(e.stdout, "user_id: %s\n", raw)
+	if res.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("ingest answered %s", res.Status)
+	}
+	return nil
+}
