@@ -28,8 +28,11 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,7 +159,9 @@ func New(t testing.TB, opts ...Option) *Server {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "Not Found", "")
 	})
-	s.ts = httptest.NewTLSServer(mux)
+	s.ts = httptest.NewUnstartedServer(mux)
+	s.ts.Config.ErrorLog = log.New(handshakeFilter{os.Stderr}, "", log.LstdFlags)
+	s.ts.StartTLS()
 	t.Cleanup(s.ts.Close)
 	return s
 }
@@ -200,7 +205,8 @@ func (s *Server) Advance(d time.Duration) {
 }
 
 // Fail makes the next n /api/v2 requests answer status (429 or 5xx, say)
-// with an Auth0 error body, before authentication and routing are checked.
+// with an Auth0 error body, before the bearer token is checked. The token
+// endpoint and downloads are not affected.
 // A later call replaces an earlier one.
 func (s *Server) Fail(status, n int) {
 	s.mu.Lock()
@@ -393,4 +399,15 @@ func randomID(n int) string {
 		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
 	}
 	return string(b)
+}
+
+// handshakeFilter drops the TLS handshake errors a closing server logs for
+// connections a client dialled but never used.
+type handshakeFilter struct{ w io.Writer }
+
+func (f handshakeFilter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "TLS handshake error") {
+		return len(p), nil
+	}
+	return f.w.Write(p)
 }

@@ -265,8 +265,8 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// intParam parses a non-negative query parameter with a default; max < 0
-// means unbounded. It answers 400 itself and returns false on bad input.
+// intParam parses an integer query parameter with a default, at least
+// minimum and, unless maximum < 0, at most maximum. It answers 400 itself and returns false on bad input.
 func intParam(w http.ResponseWriter, v, name string, def, minimum, maximum int) (int, bool) {
 	if v == "" {
 		return def, true

@@ -31,6 +31,10 @@ type Emulator struct {
 	// Host is host:port of the Auth emulator, the value of
 	// FIREBASE_AUTH_EMULATOR_HOST.
 	Host string
+	// Project is the emulator's own demo project, the only one whose
+	// accounts survive Stop/Start. Each emulator gets a distinct one, since
+	// firebase-tools finds a running instance (for export) by project id.
+	Project string
 
 	bin      string
 	dir      string
@@ -101,7 +105,7 @@ func NewEmulator(dir string) (*Emulator, error) {
 	if err := os.WriteFile(filepath.Join(dir, "firebase.json"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	e := &Emulator{Host: "127.0.0.1:" + strconv.Itoa(ports[0]), bin: bin, dir: dir, stateDir: filepath.Join(dir, "state")}
+	e := &Emulator{Host: "127.0.0.1:" + strconv.Itoa(ports[0]), Project: "demo-emu-" + strconv.Itoa(ports[0]), bin: bin, dir: dir, stateDir: filepath.Join(dir, "state")}
 	return e, nil
 }
 
@@ -113,7 +117,7 @@ func (e *Emulator) Start(keepState bool) error {
 	if e.cmd != nil {
 		return errors.New("emulator already running")
 	}
-	args := []string{"emulators:start", "--only", "auth", "--project", "demo-signupsync", "--config", filepath.Join(e.dir, "firebase.json"), "--export-on-exit", e.stateDir}
+	args := []string{"emulators:start", "--only", "auth", "--project", e.Project, "--config", filepath.Join(e.dir, "firebase.json"), "--export-on-exit", e.stateDir}
 	if keepState {
 		if _, err := os.Stat(e.stateDir); err == nil {
 			args = append(args, "--import", e.stateDir)

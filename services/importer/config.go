@@ -65,6 +65,9 @@ type Config struct {
 	// failures; stay open BreakerOpenFor before a half-open probe.
 	BreakerFailures uint32
 	BreakerOpenFor  time.Duration
+	// FirebaseTimeout bounds every Firebase call (a probe gets at most
+	// BreakerOpenFor, so a hung endpoint cannot stall recovery).
+	FirebaseTimeout time.Duration
 	// EnrichAll reads every signup from the Management API, not only partial
 	// ones (needs an enricher).
 	EnrichAll bool
@@ -88,6 +91,7 @@ func DefaultConfig() Config {
 		FirebaseRPS:     10,
 		BreakerFailures: 3,
 		BreakerOpenFor:  5 * time.Second,
+		FirebaseTimeout: 30 * time.Second,
 		Concurrency:     16,
 		DeferDelay:      500 * time.Millisecond,
 	}
@@ -129,6 +133,9 @@ func (c Config) Validate() error {
 	}
 	if c.BreakerOpenFor <= 0 {
 		errs = append(errs, errors.New("--breaker-open-for (SIGNUPSYNC_BREAKER_OPEN_FOR) must be positive"))
+	}
+	if c.FirebaseTimeout <= 0 {
+		errs = append(errs, errors.New("--firebase-timeout (SIGNUPSYNC_FIREBASE_TIMEOUT) must be positive"))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("--concurrency (SIGNUPSYNC_IMPORTER_CONCURRENCY) must be positive"))

@@ -18,6 +18,8 @@ type guard struct {
 	cb      *gobreaker.CircuitBreaker[struct{}]
 	limiter *rate.Limiter
 	metrics *Metrics
+	timeout time.Duration
+	probeTO time.Duration
 }
 
 func newGuard(cfg Config, log *slog.Logger, m *Metrics) *guard {
@@ -26,7 +28,7 @@ func newGuard(cfg Config, log *slog.Logger, m *Metrics) *guard {
 		limit = rate.Limit(cfg.FirebaseRPS)
 	}
 	burst := max(1, int(cfg.FirebaseRPS))
-	g := &guard{limiter: rate.NewLimiter(limit, burst), metrics: m}
+	g := &guard{limiter: rate.NewLimiter(limit, burst), metrics: m, timeout: cfg.FirebaseTimeout, probeTO: min(cfg.FirebaseTimeout, cfg.BreakerOpenFor)}
 	g.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "firebase",
 		MaxRequests: 1,
@@ -50,6 +52,12 @@ func (g *guard) do(ctx context.Context, op string, fn func(context.Context) erro
 	if err := g.limiter.Wait(ctx); err != nil {
 		return transient(err, 0)
 	}
+	timeout := g.timeout
+	if op == "probe" {
+		timeout = g.probeTO
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	start := time.Now()
 	_, err := g.cb.Execute(func() (struct{}, error) { return struct{}{}, fn(ctx) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {

@@ -77,6 +77,7 @@ type Importer struct {
 	prop      propagation.TextMapPropagator
 	providers map[string]string
 	now       func() time.Time
+	probing   sync.Mutex
 }
 
 // New checks cfg, creates or updates the durable consumer and opens the
@@ -181,13 +182,20 @@ func (im *Importer) awaitBreaker(ctx context.Context) bool {
 		case gobreaker.StateClosed:
 			return true
 		case gobreaker.StateHalfOpen:
-			err := im.guard.do(ctx, "probe", func(ctx context.Context) error {
-				_, err := im.accounts.GetUsers(ctx, []auth.UserIdentifier{auth.UIDIdentifier{UID: "signupsync-breaker-probe"}})
-				return classifyFirebase("probe", err)
-			})
-			if err == nil {
-				im.log.InfoContext(ctx, "firebase reachable again; resuming")
-				return true
+			// One worker probes; the others keep waiting.
+			if im.probing.TryLock() {
+				err := im.guard.do(ctx, "probe", func(ctx context.Context) error {
+					_, err := im.accounts.GetUsers(ctx, []auth.UserIdentifier{auth.UIDIdentifier{UID: "signupsync-breaker-probe"}})
+					return classifyFirebase("probe", err)
+				})
+				im.probing.Unlock()
+				if !errors.Is(err, ErrBreakerOpen) {
+					im.metrics.probe(err == nil)
+				}
+				if err == nil {
+					im.log.InfoContext(ctx, "firebase reachable again; resuming")
+					return true
+				}
 			}
 		}
 		if !sleep(ctx, min(im.cfg.BreakerOpenFor/5, 250*time.Millisecond)) {
@@ -269,8 +277,13 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 	defer bspan.End()
 
 	items := make([]*item, 0, len(msgs))
+	var early []*item // undecodable: settled alone, not grouped
 	for _, m := range msgs {
-		items = append(items, im.open(bctx, bspan, m))
+		it := im.open(bctx, bspan, m)
+		items = append(items, it)
+		if it.decision != undecided {
+			early = append(early, it)
+		}
 	}
 	primaries := im.group(items)
 	im.checkLedger(bctx, primaries)
@@ -299,10 +312,8 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		counts[it.outcome]++
 		mu.Unlock()
 	})
-	for _, it := range items {
-		if it.decision == dead && it.meta == nil {
-			im.finish(bctx, it)
-		}
+	for _, it := range early {
+		im.finish(bctx, it)
 	}
 	attrs := []any{"messages", len(msgs), "users", len(primaries)}
 	for _, o := range events.Outcomes() {

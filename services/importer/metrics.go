@@ -21,6 +21,7 @@ type Metrics struct {
 	transitions *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
 	naks        *prometheus.CounterVec
+	probes      *prometheus.CounterVec
 	reg         prometheus.Registerer
 }
 
@@ -59,9 +60,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "signupsync", Subsystem: "importer", Name: "redeliveries_total",
 			Help: "Messages negatively acknowledged for a later retry, by cause.",
 		}, []string{"cause"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "importer", Name: "breaker_probes_total",
+			Help: "Half-open probes of Firebase by result (ok, failed).",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.outcomes, m.batchSize, m.firebase, m.breaker, m.transitions, m.deadLetters, m.naks)
+		reg.MustRegister(m.outcomes, m.batchSize, m.firebase, m.breaker, m.transitions, m.deadLetters, m.naks, m.probes)
 	}
 	return m
 }
@@ -99,6 +104,14 @@ func (m *Metrics) breakerChanged(from, to gobreaker.State) {
 }
 
 func (m *Metrics) deadLettered(reason string) { m.deadLetters.WithLabelValues(reason).Inc() }
+
+func (m *Metrics) probe(ok bool) {
+	if ok {
+		m.probes.WithLabelValues("ok").Inc()
+		return
+	}
+	m.probes.WithLabelValues("failed").Inc()
+}
 
 func (m *Metrics) nak(cause string) { m.naks.WithLabelValues(cause).Inc() }
 

@@ -124,9 +124,13 @@ func (im *Importer) recordLedger(ctx context.Context, it *item, o events.Outcome
 	for _, d := range it.dups {
 		srcs = append(srcs, d.ev.EventSource())
 	}
+	traceID := ""
+	if sc := it.span.SpanContext(); sc.HasTraceID() {
+		traceID = sc.TraceID().String()
+	}
 	_, err := im.ledger.record(ctx, ledgerUpdate{
 		userID: it.ev.Subject, outcome: o, reason: reason, detail: detail, firebaseUID: fbUID,
-		sources: srcs, deliveries: 1 + len(it.dups), traceID: it.span.SpanContext().TraceID().String(), at: im.now(),
+		sources: srcs, deliveries: 1 + len(it.dups), traceID: traceID, at: im.now(),
 	})
 	return err
 }
