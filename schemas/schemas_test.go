@@ -1,0 +1,63 @@
+package schemas_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/signupsync/signupsync/schemas"
+)
+
+func TestSchemas(t *testing.T) {
+	set, err := schemas.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(set.Names()); got != 5 {
+		t.Fatalf("%d schemas compiled, want 5: %v", got, set.Names())
+	}
+	tests := []struct {
+		name, schema, doc, field string
+	}{
+		{"action ok", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1"}}`, ""},
+		{"action unknown trigger", schemas.Auth0Action, `{"trigger":"pre-login","user":{"user_id":"github|1"}}`, "/trigger"},
+		{"action user id without provider", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"1"}}`, "/user/user_id"},
+		{"action identity user id number", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"provider":"github","user_id":1,"isSocial":true}]}}`, ""},
+		{"action identity without provider", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"user_id":"1"}]}}`, "/user/identities/0"},
+		{"action logins count negative", schemas.Auth0Action, `{"trigger":"post-login","stats":{"logins_count":-1},"user":{"user_id":"github|1"}}`, "/stats/logins_count"},
+		{"event stream user.created ok", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"github|1"}}}`, ""},
+		{"event stream other type needs no user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.deleted","source":"s"}`, ""},
+		{"event stream user.created without object", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{}}`, "/data"},
+		{"event stream bad specversion", schemas.Auth0EventStream, `{"specversion":"0.3","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"a|b"}}}`, "/specversion"},
+		{"log ss ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss","user_id":"github|1"}}`, ""},
+		{"log ss without user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss"}}`, "/data"},
+		{"log other type", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"f"}}`, ""},
+		{"event extra property", schemas.SignupEventV1, `{"specversion":"1.0","id":"su_00000000000000000000000000000000","source":"signupsync/action","type":"dev.signupsync.signup.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","partial":false,"user_id":"a|b","identities":[]},"extra":1}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc any
+			if err := json.Unmarshal([]byte(tt.doc), &doc); err != nil {
+				t.Fatal(err)
+			}
+			err := set.Validate(tt.schema, doc)
+			wantOK := tt.field == "" && tt.name != "event extra property"
+			if wantOK {
+				if err != nil {
+					t.Fatalf("valid document rejected: %v", err)
+				}
+				return
+			}
+			var fe *schemas.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate = %v, want a FieldError", err)
+			}
+			if tt.field != "" && fe.Field != tt.field {
+				t.Fatalf("field %q, want %q (%v)", fe.Field, tt.field, err)
+			}
+		})
+	}
+	if err := set.Validate("nope.json", nil); !errors.Is(err, schemas.ErrUnknownSchema) {
+		t.Fatalf("unknown schema: %v", err)
+	}
+}
