@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithEmulator(m)) }
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const devSecret = "whsec_c2lnbnVwc3luYy10ZXN0LXNlY3JldC0xMjM0"
+
+// TestDevEndToEnd drives the binary through run: `dev` with the real
+// emulator, `sample` posting a signed Action webhook, `status` reading the
+// outcome, then a graceful stop.
+func TestDevEndToEnd(t *testing.T) {
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	project := testenv.ProjectID(t)
+	vars := map[string]string{
+		"SIGNUPSYNC_HTTP_ADDR":        httpAddr,
+		"SIGNUPSYNC_DEV_NATS_ADDR":    natsAddr,
+		"SIGNUPSYNC_DATA_DIR":         t.TempDir(),
+		"SIGNUPSYNC_ACTION_SECRETS":   devSecret,
+		"SIGNUPSYNC_FIREBASE_PROJECT": project,
+		"FIREBASE_AUTH_EMULATOR_HOST": testenv.SharedEmulator(t).Host,
+		"SIGNUPSYNC_BATCH_WINDOW":     "20ms",
+		"SIGNUPSYNC_NATS_URL":         "nats://" + natsAddr,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &syncBuf{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &syncBuf{}, stderr) }()
+	testenv.Eventually(t, "dev to be ready", func() bool {
+		res, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+
+	out := &syncBuf{}
+	if err := run(ctx, []string{"sample", "--url", "http://" + httpAddr, "--user-id", "github|777"}, envFrom(vars), out, out); err != nil {
+		t.Fatalf("sample: %v\n%s", err, out)
+	}
+	if !strings.Contains(out.String(), events.EventID("github|777")) {
+		t.Fatalf("sample output %s", out)
+	}
+	var le events.LedgerEntry
+	testenv.Eventually(t, "the signup to be imported", func() bool {
+		o := &syncBuf{}
+		if err := run(ctx, []string{"status", "--json", "github|777"}, envFrom(vars), o, &syncBuf{}); err != nil {
+			return false
+		}
+		return json.Unmarshal([]byte(o.String()), &le) == nil && le.Outcome == events.OutcomeImported
+	})
+	if le.FirebaseUID != "github|777" || len(le.Sources) != 1 || le.Sources[0] != events.SourceAction {
+		t.Fatalf("ledger %+v", le)
+	}
+	u, err := testenv.FirebaseAuth(t, project).GetUser(context.Background(), "github|777")
+	if err != nil || u.ProviderUserInfo[0].ProviderID != "github.com" {
+		t.Fatalf("firebase account %+v, %v", u, err)
+	}
+	res, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`signupsync_ingest_requests_total{receiver="auth0_action",status="202"} 1`,
+		`signupsync_importer_outcomes_total{outcome="imported",reason=""} 1`,
+		`signupsync_importer_breaker_state 0`,
+	} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev did not stop cleanly: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev did not stop")
+	}
+	logs := stderr.String()
+	if strings.Contains(logs, "@example.com") || strings.Contains(logs, devSecret) {
+		t.Fatal("logs contain an email address or the secret")
+	}
+	for _, want := range []string{`"msg":"ingest stopped"`, `"msg":"importer stopped"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+}
+
+func TestStatusUnknownUser(t *testing.T) {
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	vars := map[string]string{
+		"SIGNUPSYNC_HTTP_ADDR": httpAddr, "SIGNUPSYNC_DEV_NATS_ADDR": natsAddr, "SIGNUPSYNC_DATA_DIR": t.TempDir(),
+		"SIGNUPSYNC_ACTION_SECRETS": devSecret, "SIGNUPSYNC_DEV_IMPORTER": "false", "SIGNUPSYNC_NATS_URL": "nats://" + natsAddr,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &syncBuf{}, &syncBuf{}) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, "dev to be ready", func() bool {
+		res, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	})
+	err := run(ctx, []string{"status", "nobody|1"}, envFrom(vars), &syncBuf{}, &syncBuf{})
+	if exitCode(err) != 3 {
+		t.Fatalf("status of an unknown user: %v (exit %d), want exit 3", err, exitCode(err))
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, nil, "unknown command"},
+		{"ingest without credentials", []string{"ingest"}, nil, "SIGNUPSYNC_ACTION_SECRETS"},
+		{"ingest bad secret", []string{"ingest", "--action-secrets", "whsec_!!"}, nil, "--action-secrets (SIGNUPSYNC_ACTION_SECRETS)"},
+		{"bad duration in env", []string{"ingest"}, map[string]string{"SIGNUPSYNC_PUBLISH_TIMEOUT": "soon"}, "SIGNUPSYNC_PUBLISH_TIMEOUT (--publish-timeout)"},
+		{"importer without project", []string{"importer"}, nil, "--firebase-project"},
+		{"importer bad policy", []string{"importer", "--firebase-project", "p", "--email-policy", "merge"}, nil, "--email-policy (SIGNUPSYNC_EMAIL_POLICY)"},
+		{"importer batch too large", []string{"importer", "--firebase-project", "p", "--batch-size", "5000"}, nil, "--batch-size (SIGNUPSYNC_BATCH_SIZE)"},
+		{"status without id", []string{"status"}, nil, "usage: signupsync status"},
+		{"sample without secret", []string{"sample"}, nil, "--action-secrets"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, envFrom(tt.env), &syncBuf{}, &syncBuf{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			var ue usageError
+			if !errors.As(err, &ue) || exitCode(err) != 2 {
+				t.Fatalf("exit code %d, want 2", exitCode(err))
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out := &syncBuf{}
+	if err := run(context.Background(), []string{"version"}, envFrom(nil), out, out); err != nil || !strings.HasPrefix(out.String(), "signupsync ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+}
