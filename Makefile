@@ -43,7 +43,7 @@ run: build emulator
 # race detector on.
 test: emulator build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
-	SIGNUPSYNC_BIN=$(CURDIR)/$(BIN) node --test deploy/auth0/test/
+	SIGNUPSYNC_BIN=$(CURDIR)/$(BIN) node --test deploy/auth0/test/*.test.js
 
 # Benchmarks (BENCHMARKS.md explains what each figure means).
 bench: emulator

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"firebase.google.com/go/v4/auth"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -83,19 +82,14 @@ func (e *env) start() *Importer {
 // that JetStream must not deduplicate (as if they came after the window).
 func (e *env) publish(src events.Source, d events.SignupData, copy int) {
 	e.t.Helper()
-	ev := events.NewSignup(src, d, time.Now())
-	b, err := events.Encode(ev)
+	msg, ev, err := events.NewMsg(src, d, time.Now())
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: events.Subject(src), Data: b, Header: nats.Header{}}
-	msg.Header.Set(events.HeaderSource, string(src))
-	msg.Header.Set(events.HeaderUserID, d.UserID)
-	id := ev.ID
 	if copy > 0 {
-		id = fmt.Sprintf("%s-copy%d", ev.ID, copy)
+		msg.Header.Set(events.HeaderMsgID, fmt.Sprintf("%s-copy%d", ev.ID, copy))
 	}
-	if _, err := e.js.PublishMsg(context.Background(), msg, jetstream.WithMsgID(id)); err != nil {
+	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
 		e.t.Fatal(err)
 	}
 }

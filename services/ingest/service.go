@@ -202,24 +202,18 @@ var errBrokerUnavailable = errors.New("broker did not acknowledge the write")
 // publish makes one signup durable. It returns the event id and whether
 // JetStream already held it.
 func (s *Service) publish(ctx context.Context, src events.Source, d events.SignupData) (string, bool, error) {
-	ev := events.NewSignup(src, d, s.now())
-	body, err := events.Encode(ev)
+	msg, ev, err := events.NewMsg(src, d, s.now())
 	if err != nil {
 		return "", false, err
 	}
-	subject := events.Subject(src)
-	msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-	msg.Header.Set(events.HeaderSource, string(src))
-	msg.Header.Set(events.HeaderUserID, d.UserID)
-
-	ctx, span := s.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(messagingAttrs(subject, ev.ID)...))
+	ctx, span := s.tracer.Start(ctx, "publish "+msg.Subject, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(messagingAttrs(msg.Subject, ev.ID)...))
 	defer span.End()
 	s.prop.Inject(ctx, events.HeaderCarrier(msg.Header))
 
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
-	ack, err := s.pub.PublishMsg(pctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(events.StreamSignups))
+	ack, err := s.pub.PublishMsg(pctx, msg, jetstream.WithExpectStream(events.StreamSignups))
 	if err != nil {
 		recordSpanError(span, err)
 		s.metrics.publishFailed(src)
