@@ -51,7 +51,7 @@ test('package.json: private, CommonJS, no dependencies', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(AUTH0_DIR, 'package.json'), 'utf8'));
   assert.equal(pkg.private, true);
   assert.equal(pkg.type, 'commonjs');
-  assert.equal(pkg.scripts.test, 'node --test test/');
+  assert.equal(pkg.scripts.test, 'node --test test/*.test.js');
   for (const key of ['dependencies', 'devDependencies', 'peerDependencies', 'optionalDependencies']) {
     assert.equal(pkg[key], undefined, key);
   }
