@@ -21,18 +21,6 @@ import (
 	"github.com/signupsync/signupsync/events"
 )
 
-// UIDPolicy chooses the Firebase uid of an imported account.
-type UIDPolicy string
-
-// UID policies.
-const (
-	// UIDAuth0ID uses the Auth0 user_id ("google-oauth2|123") as the uid.
-	UIDAuth0ID UIDPolicy = "auth0_id"
-	// UIDHash uses the 32-hex-digit event id derived from the user_id, for
-	// projects whose uids must not contain '|'.
-	UIDHash UIDPolicy = "hash"
-)
-
 // EmailPolicy decides what happens when the email of a signup already
 // belongs to another Firebase account.
 type EmailPolicy string
@@ -57,7 +45,7 @@ type Config struct {
 	BatchWindow time.Duration
 	// Workers is the number of concurrent fetch-and-import loops.
 	Workers     int
-	UIDPolicy   UIDPolicy
+	UIDPolicy   events.UIDPolicy
 	EmailPolicy EmailPolicy
 	// FirebaseRPS limits Firebase calls per second; 0 means unlimited.
 	FirebaseRPS float64
@@ -86,7 +74,7 @@ func DefaultConfig() Config {
 		BatchSize:       1000,
 		BatchWindow:     50 * time.Millisecond,
 		Workers:         2,
-		UIDPolicy:       UIDAuth0ID,
+		UIDPolicy:       events.UIDAuth0ID,
 		EmailPolicy:     EmailConflict,
 		FirebaseRPS:     10,
 		BreakerFailures: 3,
@@ -115,9 +103,7 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 64 {
 		errs = append(errs, fmt.Errorf("--workers (SIGNUPSYNC_IMPORTER_WORKERS) %d: must be 1 to 64", c.Workers))
 	}
-	switch c.UIDPolicy {
-	case UIDAuth0ID, UIDHash:
-	default:
+	if !c.UIDPolicy.Valid() {
 		errs = append(errs, fmt.Errorf("--uid-policy (SIGNUPSYNC_UID_POLICY) %q: want auth0_id or hash", c.UIDPolicy))
 	}
 	switch c.EmailPolicy {

@@ -234,7 +234,7 @@ type item struct {
 	ctx  context.Context
 	span trace.Span
 	data events.SignupData
-	elig eligibility
+	elig events.Eligibility
 	uid  string
 	dups []*item
 
@@ -293,12 +293,12 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		if it.decision != undecided {
 			continue
 		}
-		it.elig = eligible(it.data, im.providers)
-		if !it.elig.ok {
-			it.settle(events.OutcomeSkipped, it.elig.reason, "", "")
+		it.elig = events.Classify(it.data, im.providers)
+		if !it.elig.OK {
+			it.settle(events.OutcomeSkipped, it.elig.Reason, "", "")
 			continue
 		}
-		it.uid = firebaseUID(im.cfg.UIDPolicy, it.data.UserID)
+		it.uid = im.cfg.UIDPolicy.FirebaseUID(it.data.UserID)
 		cands = append(cands, it)
 	}
 	toImport := im.resolve(bctx, cands)
@@ -449,7 +449,7 @@ func validEmail(s string) bool {
 func identifiers(it *item) []auth.UserIdentifier {
 	ids := []auth.UserIdentifier{
 		auth.UIDIdentifier{UID: it.uid},
-		auth.ProviderIdentifier{ProviderID: it.elig.firebaseProvider, ProviderUID: it.elig.identity.UserID},
+		auth.ProviderIdentifier{ProviderID: it.elig.FirebaseProvider, ProviderUID: it.elig.Identity.UserID},
 	}
 	if e := strings.ToLower(it.data.Email); e != "" && validEmail(e) {
 		ids = append(ids, auth.EmailIdentifier{Email: e})
@@ -539,7 +539,7 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 		if c.decision != undecided {
 			continue
 		}
-		fp, raw := c.elig.firebaseProvider, c.elig.identity.UserID
+		fp, raw := c.elig.FirebaseProvider, c.elig.Identity.UserID
 		email := strings.ToLower(c.data.Email)
 		if rec, ok := x.byUID[c.uid]; ok {
 			if x.byProvider[lookupKey(fp, raw)] == rec.UID {
@@ -661,7 +661,7 @@ func (im *Importer) recheck(ctx context.Context, rejected []*item) {
 		if c.decision != undecided {
 			continue
 		}
-		if rec, ok := x.byUID[c.uid]; ok && x.byProvider[lookupKey(c.elig.firebaseProvider, c.elig.identity.UserID)] == rec.UID {
+		if rec, ok := x.byUID[c.uid]; ok && x.byProvider[lookupKey(c.elig.FirebaseProvider, c.elig.Identity.UserID)] == rec.UID {
 			c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
 			continue
 		}

@@ -40,32 +40,12 @@ func userData(tenant string, user map[string]any, connection, strategy string) e
 		})
 	}
 	if len(d.Identities) == 0 {
-		d.Identities = deriveIdentity(d.UserID, connection, strategy, "")
+		d.Identities = events.DeriveIdentity(d.UserID, connection, strategy, "")
 	}
 	if d.Connection == "" && len(d.Identities) == 1 {
 		d.Connection = d.Identities[0].Connection
 	}
 	return d
-}
-
-// deriveIdentity builds the one identity of a fresh signup whose sender did
-// not include the identities array (post-user-registration, Log Streams):
-// Auth0 user ids are "<provider>|<provider user id>". strategyType is the Log
-// Streams strategy_type ("social", "database", "passwordless", "enterprise")
-// when known.
-func deriveIdentity(userID, connection, strategy, strategyType string) []events.Identity {
-	provider, raw, ok := strings.Cut(userID, "|")
-	if !ok || provider == "" || raw == "" {
-		return []events.Identity{}
-	}
-	if strategy != "" {
-		provider = strategy
-	}
-	social := strategyType == "social"
-	if strategyType == "" {
-		_, social = events.SocialProviders()[provider]
-	}
-	return []events.Identity{{Provider: provider, Connection: connection, UserID: raw, IsSocial: social}}
 }
 
 // actionData normalises a validated Action webhook body.
@@ -111,6 +91,6 @@ func logStreamData(entry map[string]any, defaultTenant string) events.SignupData
 	if name := str(data, "user_name"); strings.Contains(name, "@") {
 		d.Email = name
 	}
-	d.Identities = deriveIdentity(d.UserID, d.Connection, d.ConnectionStrategy, str(data, "strategy_type"))
+	d.Identities = events.DeriveIdentity(d.UserID, d.Connection, d.ConnectionStrategy, str(data, "strategy_type"))
 	return d
 }

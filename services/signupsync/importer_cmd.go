@@ -13,8 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/option"
 
-	"github.com/signupsync/signupsync/services/importer"
+	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/services/telemetry"
 )
 
@@ -55,7 +56,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 		s := importerSettings{cfg: d, project: *project, credentials: *creds, emulatorHost: f.getenv("FIREBASE_AUTH_EMULATOR_HOST"), metricsAddr: *metricsAddr}
 		c := &s.cfg
 		c.BatchSize, c.BatchWindow, c.Workers = *batch, *window, *workers
-		c.UIDPolicy, c.EmailPolicy = importer.UIDPolicy(*uidPolicy), importer.EmailPolicy(*emailPolicy)
+		c.UIDPolicy, c.EmailPolicy = events.UIDPolicy(*uidPolicy), importer.EmailPolicy(*emailPolicy)
 		switch {
 		case *rps >= 0:
 			c.FirebaseRPS = float64(*rps)

@@ -72,6 +72,11 @@ Roles:
 
 Operators:
   status     show what happened to an Auth0 user (ledger entry)
+  export     create an Auth0 users export and download it
+  backfill   publish every user of an Auth0 export file as a signup
+  reconcile  sweep the Auth0 Management API for signups no webhook reported
+  dlq        list, show, replay or purge dead letters
+  report     the cutover report: outcomes, follow-ups, and a Firebase verification pass
   sample     post a correctly signed sample signup to an ingest endpoint
   version    print the version
 
@@ -94,6 +99,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDev(ctx, rest, e)
 	case "status":
 		return runStatus(ctx, rest, e)
+	case "export":
+		return runExport(ctx, rest, e)
+	case "backfill":
+		return runBackfill(ctx, rest, e)
+	case "reconcile":
+		return runReconcile(ctx, rest, e)
+	case "dlq":
+		return runDLQ(ctx, rest, e)
+	case "report":
+		return runReport(ctx, rest, e)
 	case "sample":
 		return runSample(ctx, rest, e)
 	case "version":
