@@ -1,0 +1,514 @@
+// Package backfill reads an Auth0 users export (NDJSON, gzipped or not)
+// and publishes one normalised signup per user through the same stream and
+// Nats-Msg-Id rule as the webhooks, so the importer treats backfilled and
+// live signups alike. Files are streamed, never loaded whole; malformed lines
+// are counted and reported by number; progress is checkpointed in the
+// SIGNUPSYNC_STATE bucket so a crashed or interrupted run resumes.
+package backfill
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"github.com/signupsync/signupsync/events"
+)
+
+// Config configures one backfill run. Start from [DefaultConfig].
+type Config struct {
+	File   string
+	Tenant string
+	// DryRun counts what would happen without publishing.
+	DryRun bool
+	// Rate limits signups published per second; 0 means unlimited.
+	Rate float64
+	// CheckpointEvery is how many lines pass between checkpoints.
+	CheckpointEvery int
+	// Restart ignores an existing checkpoint.
+	Restart bool
+	// MaxLine is the longest line read; longer lines are malformed.
+	MaxLine int
+	// ProgressEvery is the interval of progress reports.
+	ProgressEvery time.Duration
+	// Providers maps Auth0 social strategies to Firebase provider ids for
+	// the dry-run classification; nil means events.SocialProviders().
+	Providers map[string]string
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Tenant: "default", CheckpointEvery: 10000, MaxLine: 1 << 20, ProgressEvery: 2 * time.Second}
+}
+
+// Validate reports every problem at once, naming the flags.
+func (c Config) Validate() error {
+	var errs []error
+	if c.File == "" {
+		errs = append(errs, errors.New("--file (SIGNUPSYNC_BACKFILL_FILE) is required"))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, errors.New("--rate must not be negative"))
+	}
+	if c.CheckpointEvery < 1 {
+		errs = append(errs, errors.New("--checkpoint-every must be positive"))
+	}
+	if c.MaxLine < 1024 {
+		errs = append(errs, errors.New("max line must be at least 1 KiB"))
+	}
+	if c.ProgressEvery <= 0 {
+		errs = append(errs, errors.New("progress interval must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Publisher is the part of jetstream.JetStream a backfill needs.
+type Publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+	PublishAsyncComplete() <-chan struct{}
+	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// Deps are a run's collaborators. Publisher and State are not needed for a
+// dry run.
+type Deps struct {
+	Publisher Publisher
+	// State is the SIGNUPSYNC_STATE bucket holding checkpoints.
+	State  jetstream.KeyValue
+	Logger *slog.Logger
+	// Progress receives a progress bar (Terminal) or periodic lines.
+	Progress io.Writer
+	Terminal bool
+	Now      func() time.Time
+}
+
+// Counts is what a run saw and did. Counts restored from a checkpoint are
+// included, so a resumed run reports the whole file.
+type Counts struct {
+	Lines      int64            `json:"lines"`
+	Malformed  int64            `json:"malformed"`
+	Eligible   int64            `json:"eligible"`
+	Skipped    map[string]int64 `json:"skipped"`
+	Published  int64            `json:"published"`
+	Duplicates int64            `json:"duplicates"`
+	// MalformedLines holds the first line numbers that could not be read.
+	MalformedLines []int64 `json:"malformed_lines,omitempty"`
+	ResumedAt      int64   `json:"resumed_at,omitempty"`
+	Complete       bool    `json:"complete"`
+}
+
+// ErrInterrupted is returned when ctx ended before the file did; the
+// checkpoint lets the same command resume.
+var ErrInterrupted = errors.New("backfill interrupted; run the same command again to resume")
+
+// ErrAlreadyComplete is returned when the checkpoint says the file was
+// backfilled completely (use Restart to publish it again).
+var ErrAlreadyComplete = errors.New("this file was already backfilled completely (use --restart to publish it again)")
+
+const maxMalformedListed = 100
+
+// checkpoint is stored as JSON under checkpointKey(file).
+type checkpoint struct {
+	File      string    `json:"file"`
+	Size      int64     `json:"size"`
+	Line      int64     `json:"line"`
+	Counts    Counts    `json:"counts"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func checkpointKey(abs string) string {
+	sum := sha256.Sum256([]byte(abs))
+	return "backfill." + hex.EncodeToString(sum[:12])
+}
+
+// Run backfills cfg.File. It returns the counts, and ErrInterrupted when
+// ctx ended first (after waiting for every outstanding acknowledgement and
+// writing a checkpoint).
+func Run(ctx context.Context, cfg Config, deps Deps) (Counts, error) {
+	if err := cfg.Validate(); err != nil {
+		return Counts{}, err
+	}
+	if !cfg.DryRun && (deps.Publisher == nil || deps.State == nil) {
+		return Counts{}, errors.New("backfill: Publisher and State are required unless dry-running")
+	}
+	if deps.Logger == nil {
+		return Counts{}, errors.New("backfill: Logger is required")
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Progress == nil {
+		deps.Progress = io.Discard
+	}
+	abs, err := filepath.Abs(cfg.File)
+	if err != nil {
+		return Counts{}, fmt.Errorf("backfill file: %w", err)
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return Counts{}, fmt.Errorf("backfill file: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Counts{}, fmt.Errorf("backfill file: %w", err)
+	}
+	r := &run{cfg: cfg, deps: deps, key: checkpointKey(abs), abs: abs, size: st.Size(), counted: &countingReader{r: f}}
+	r.counts.Skipped = map[string]int64{}
+	if !cfg.DryRun && !cfg.Restart {
+		if err := r.loadCheckpoint(ctx); err != nil {
+			return r.counts, err
+		}
+	}
+	return r.process(ctx)
+}
+
+type run struct {
+	cfg     Config
+	deps    Deps
+	key     string
+	abs     string
+	size    int64
+	counted *countingReader
+	counts  Counts
+	resume  int64
+
+	pubMu   sync.Mutex
+	pending []pending
+}
+
+type pending struct {
+	fut jetstream.PubAckFuture
+	msg *nats.Msg
+}
+
+func (r *run) loadCheckpoint(ctx context.Context) error {
+	e, err := r.deps.State.Get(ctx, r.key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+		return fmt.Errorf("read checkpoint %s: %w", r.key, err)
+	}
+	if cp.Size != r.size {
+		r.deps.Logger.Warn("checkpoint is for a file of another size; starting over", "checkpoint_size", cp.Size, "size", r.size)
+		return nil
+	}
+	if cp.Counts.Complete {
+		r.counts = cp.Counts
+		return ErrAlreadyComplete
+	}
+	r.counts = cp.Counts
+	if r.counts.Skipped == nil {
+		r.counts.Skipped = map[string]int64{}
+	}
+	r.resume = cp.Line
+	r.counts.ResumedAt = cp.Line
+	r.deps.Logger.Info("resuming from checkpoint", "line", cp.Line)
+	return nil
+}
+
+func (r *run) saveCheckpoint(ctx context.Context, line int64) error {
+	if r.cfg.DryRun {
+		return nil
+	}
+	b, err := json.Marshal(checkpoint{File: r.abs, Size: r.size, Line: line, Counts: r.counts, UpdatedAt: r.deps.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if _, err := r.deps.State.Put(context.WithoutCancel(ctx), r.key, b); err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (r *run) process(ctx context.Context) (Counts, error) {
+	in, err := maybeGunzip(r.counted)
+	if err != nil {
+		return r.counts, err
+	}
+	br := bufio.NewReaderSize(in, 64<<10)
+	var limiter *rate.Limiter
+	if r.cfg.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(r.cfg.Rate), max(1, int(r.cfg.Rate/10)))
+	}
+	prog := newProgress(r.deps.Progress, r.deps.Terminal, r.size, r.cfg.ProgressEvery, r.deps.Logger)
+	var line int64
+	interrupted := false
+	for {
+		if ctx.Err() != nil {
+			interrupted = true
+			break
+		}
+		raw, tooLong, err := readLine(br, r.cfg.MaxLine)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return r.counts, fmt.Errorf("read %s at line %d: %w", r.cfg.File, line+1, err)
+		}
+		if len(raw) == 0 && !tooLong && errors.Is(err, io.EOF) {
+			break
+		}
+		line++
+		if line > r.resume {
+			if perr := r.handle(ctx, line, raw, tooLong, limiter); perr != nil {
+				if ctx.Err() != nil {
+					interrupted = true
+					line--
+					break
+				}
+				r.drain()
+				return r.counts, perr
+			}
+			if line%int64(r.cfg.CheckpointEvery) == 0 {
+				if err := r.flush(ctx, line); err != nil {
+					return r.counts, err
+				}
+			}
+		}
+		prog.update(r.counted.n.Load(), line, r.counts)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+	}
+	if err := r.flush(ctx, line); err != nil {
+		return r.counts, err
+	}
+	if interrupted {
+		prog.done(r.counts)
+		return r.counts, ErrInterrupted
+	}
+	r.counts.Complete = true
+	if err := r.saveCheckpoint(ctx, line); err != nil {
+		return r.counts, err
+	}
+	prog.done(r.counts)
+	return r.counts, nil
+}
+
+// handle reads one line and, unless dry-running, publishes it.
+func (r *run) handle(ctx context.Context, line int64, raw []byte, tooLong bool, limiter *rate.Limiter) error {
+	if limiter != nil && !r.cfg.DryRun {
+		if err := limiter.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	r.counts.Lines++
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 && !tooLong {
+		r.counts.Lines--
+		return nil
+	}
+	d, err := parseUser(raw, tooLong, r.cfg.Tenant)
+	if err != nil {
+		r.counts.Malformed++
+		if len(r.counts.MalformedLines) < maxMalformedListed {
+			r.counts.MalformedLines = append(r.counts.MalformedLines, line)
+		}
+		r.deps.Logger.Warn("malformed line skipped", "line", line, "err", err)
+		return nil
+	}
+	if el := events.Classify(d, r.cfg.Providers); el.OK {
+		r.counts.Eligible++
+	} else {
+		r.counts.Skipped[el.Reason]++
+	}
+	if r.cfg.DryRun {
+		return nil
+	}
+	msg, _, err := events.NewMsg(events.SourceBackfill, d, r.deps.Now())
+	if err != nil {
+		return err
+	}
+	return r.publish(ctx, msg)
+}
+
+// publish sends msg asynchronously, waiting when too many acks are
+// outstanding.
+func (r *run) publish(ctx context.Context, msg *nats.Msg) error {
+	for attempt := 0; ; attempt++ {
+		fut, err := r.deps.Publisher.PublishMsgAsync(msg, jetstream.WithExpectStream(events.StreamSignups))
+		if err == nil {
+			r.pubMu.Lock()
+			r.pending = append(r.pending, pending{fut: fut, msg: msg})
+			n := len(r.pending)
+			r.pubMu.Unlock()
+			if n >= 8192 {
+				return r.settle(ctx)
+			}
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || attempt > 100 {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if err := r.settle(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// settle waits for every outstanding acknowledgement; a message whose
+// asynchronous publish failed is published again synchronously (the
+// Nats-Msg-Id makes that safe) before the run may go on.
+func (r *run) settle(ctx context.Context) error {
+	r.pubMu.Lock()
+	list := r.pending
+	r.pending = nil
+	r.pubMu.Unlock()
+	for _, p := range list {
+		select {
+		case ack := <-p.fut.Ok():
+			r.counts.Published++
+			if ack.Duplicate {
+				r.counts.Duplicates++
+			}
+		case err := <-p.fut.Err():
+			ack, perr := r.republish(ctx, p.msg, err)
+			if perr != nil {
+				return perr
+			}
+			r.counts.Published++
+			if ack.Duplicate {
+				r.counts.Duplicates++
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) republish(ctx context.Context, msg *nats.Msg, first error) (*jetstream.PubAck, error) {
+	delay := 100 * time.Millisecond
+	var last error = first
+	for attempt := 0; attempt < 8; attempt++ {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		ack, err := r.deps.Publisher.PublishMsg(pctx, msg, jetstream.WithExpectStream(events.StreamSignups))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		last = err
+		time.Sleep(delay)
+		delay = min(delay*2, 2*time.Second)
+	}
+	return nil, fmt.Errorf("publish %s: %w", msg.Header.Get(events.HeaderMsgID), last)
+}
+
+// flush waits for outstanding acks and writes a checkpoint at line.
+func (r *run) flush(ctx context.Context, line int64) error {
+	if r.cfg.DryRun {
+		return nil
+	}
+	if err := r.settle(ctx); err != nil {
+		return err
+	}
+	return r.saveCheckpoint(ctx, line)
+}
+
+// drain waits for outstanding acks after a failure, ignoring errors.
+func (r *run) drain() { _ = r.settle(context.Background()) }
+
+// parseUser decodes one export line.
+func parseUser(raw []byte, tooLong bool, tenant string) (events.SignupData, error) {
+	if tooLong {
+		return events.SignupData{}, errors.New("line longer than the limit")
+	}
+	if raw[0] != '{' {
+		return events.SignupData{}, errors.New("not a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var u events.Auth0User
+	if err := dec.Decode(&u); err != nil {
+		return events.SignupData{}, fmt.Errorf("not a user object: %w", err)
+	}
+	if dec.More() {
+		return events.SignupData{}, errors.New("data after the JSON object")
+	}
+	return u.SignupData(tenant)
+}
+
+// readLine returns the next line without its newline. A line longer than
+// limit is consumed and reported with tooLong.
+func readLine(br *bufio.Reader, limit int) (line []byte, tooLong bool, err error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if len(buf)+len(chunk) > limit {
+			tooLong = true
+			buf = buf[:0]
+		} else if !tooLong {
+			buf = append(buf, chunk...)
+		}
+		if err != nil {
+			return buf, tooLong, err
+		}
+		if !isPrefix {
+			return buf, tooLong, nil
+		}
+	}
+}
+
+// maybeGunzip returns a gunzipping reader when r starts with gzip's magic.
+func maybeGunzip(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		zr.Multistream(true)
+		return zr, nil
+	}
+	return br, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// SkipReasons lists the skip reasons of counts in a stable order.
+func (c Counts) SkipReasons() []string {
+	out := make([]string, 0, len(c.Skipped))
+	for k := range c.Skipped {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Summary renders the counts on one line.
+func (c Counts) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lines=%d eligible=%d malformed=%d published=%d duplicates=%d", c.Lines, c.Eligible, c.Malformed, c.Published, c.Duplicates)
+	for _, k := range c.SkipReasons() {
+		fmt.Fprintf(&b, " skipped.%s=%d", k, c.Skipped[k])
+	}
+	return b.String()
+}
