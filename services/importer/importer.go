@@ -286,7 +286,9 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		}
 	}
 	primaries := im.group(items)
+	t0 := time.Now()
 	im.checkLedger(bctx, primaries)
+	tLedger := time.Since(t0)
 	im.enrich(primaries)
 	var cands []*item
 	for _, it := range primaries {
@@ -301,8 +303,13 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		it.uid = im.cfg.UIDPolicy.FirebaseUID(it.data.UserID)
 		cands = append(cands, it)
 	}
+	t1 := time.Now()
 	toImport := im.resolve(bctx, cands)
+	tLookup := time.Since(t1)
+	t2 := time.Now()
 	im.importUsers(bctx, toImport)
+	tImport := time.Since(t2)
+	t3 := time.Now()
 
 	counts := map[events.Outcome]int{}
 	var mu sync.Mutex
@@ -315,7 +322,8 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 	for _, it := range early {
 		im.finish(bctx, it)
 	}
-	attrs := []any{"messages", len(msgs), "users", len(primaries)}
+	attrs := []any{"messages", len(msgs), "users", len(primaries), "ledger_ms", tLedger.Milliseconds(),
+		"lookup_ms", tLookup.Milliseconds(), "import_ms", tImport.Milliseconds(), "settle_ms", time.Since(t3).Milliseconds()}
 	for _, o := range events.Outcomes() {
 		if counts[o] > 0 {
 			attrs = append(attrs, string(o), counts[o])

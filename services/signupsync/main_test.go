@@ -203,3 +203,10 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %q %v", out, err)
 	}
 }
+
+func getenvDefault(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

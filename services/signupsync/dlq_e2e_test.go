@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/testenv"
+	"github.com/signupsync/signupsync/services/importer"
+	"github.com/signupsync/signupsync/services/operator"
+)
+
+// TestDeadLetterReplayRoundTrip: Auth0 fails every enrichment, so the signup
+// is dead-lettered after MaxDeliver; once Auth0 is back, `dlq replay`
+// (a dry run first) republishes it, the importer imports it, and the dead
+// letter is gone only after that republish.
+func TestDeadLetterReplayRoundTrip(t *testing.T) {
+	nats := testenv.StartNATS(t)
+	_, js := nats.Connect()
+	testenv.Ensure(t, js)
+	ctx := context.Background()
+	project := testenv.ProjectID(t)
+	fb := testenv.FirebaseAuth(t, project)
+	fake := auth0fake.New(t)
+	user := "github|4242"
+	fake.AddUsers(auth0fake.User{UserID: user, Email: "replay@example.com", EmailVerified: true, Name: "Replay Me",
+		CreatedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), Identities: []auth0fake.Identity{{Provider: "github", Connection: "github", UserID: "4242", IsSocial: true}}})
+	fake.Fail(503, 3)
+
+	client, err := auth0api.New(ctx, auth0api.Config{Domain: fake.Domain(), Token: fake.Token(), HTTPClient: fake.Client(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := importer.DefaultConfig()
+	cfg.FirebaseRPS = 0
+	cfg.Delivery.MaxDeliver = 3
+	cfg.Delivery.BackOff = []time.Duration{20 * time.Millisecond}
+	cfg.BatchWindow = 20 * time.Millisecond
+	imp, err := importer.New(ctx, cfg, importer.Deps{JetStream: js, Accounts: fb, Enricher: importer.Auth0Enricher(client), Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = imp.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+
+	msg, _, err := events.NewMsg(events.SourceLogStream, events.SignupData{Tenant: "acme", Partial: true, UserID: user,
+		Identities: []events.Identity{{Provider: "github", Connection: "github", UserID: "4242", IsSocial: true}}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the signup to be dead-lettered", func() bool {
+		dls, err := operator.Select(ctx, js, operator.Selection{Users: []string{user}})
+		return err == nil && len(dls) == 1
+	})
+	vars := map[string]string{"SIGNUPSYNC_NATS_URL": nats.URL}
+	out := &syncBuf{}
+	if err := run(ctx, []string{"dlq", "list"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), events.ReasonMaxDeliveries) {
+		t.Fatalf("dlq list: %v\n%s", err, out)
+	}
+	// Refused without a selection; a dry run without --yes.
+	if err := run(ctx, []string{"dlq", "replay"}, envFrom(vars), out, out); exitCode(err) != 2 {
+		t.Fatalf("replay without a selection: %v", err)
+	}
+	if err := run(ctx, []string{"dlq", "replay", "--all", "--user", user}, envFrom(vars), out, out); exitCode(err) != 2 {
+		t.Fatalf("contradictory selection: %v", err)
+	}
+	out = &syncBuf{}
+	if err := run(ctx, []string{"dlq", "replay", "--user", user}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "dry run") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if dls, _ := operator.Select(ctx, js, operator.Selection{All: true}); len(dls) != 1 {
+		t.Fatalf("the dry run changed the dead letters: %d", len(dls))
+	}
+
+	// Auth0 is healthy again (the three forced failures are spent): replay.
+	out = &syncBuf{}
+	if err := run(ctx, []string{"dlq", "replay", "--user", user, "--yes"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "replayed 1 of 1") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	kv, err := js.KeyValue(ctx, events.BucketLedger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var le events.LedgerEntry
+	testenv.Eventually(t, "the replayed signup to be imported", func() bool {
+		v, err := kv.Get(ctx, events.LedgerKey(user))
+		if err != nil {
+			return false
+		}
+		le, _ = events.UnmarshalLedger(v.Value())
+		return le.Outcome == events.OutcomeImported
+	})
+	if le.TraceID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("the replay lost the trace context: ledger trace id %q", le.TraceID)
+	}
+	if dls, _ := operator.Select(ctx, js, operator.Selection{All: true}); len(dls) != 0 {
+		t.Fatalf("%d dead letters left after a successful replay", len(dls))
+	}
+	if u, err := fb.GetUser(ctx, user); err != nil || u.DisplayName != "Replay Me" {
+		t.Fatalf("firebase account %+v %v", u, err)
+	}
+}
