@@ -7,9 +7,6 @@
 package backfill
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/auth0export"
 )
 
 // Config configures one backfill run. Start from [DefaultConfig].
@@ -245,11 +243,10 @@ func (r *run) saveCheckpoint(ctx context.Context, line int64) error {
 }
 
 func (r *run) process(ctx context.Context) (Counts, error) {
-	in, err := maybeGunzip(r.counted)
+	exp, err := auth0export.NewReader(r.counted, r.cfg.MaxLine, r.cfg.Tenant)
 	if err != nil {
 		return r.counts, err
 	}
-	br := bufio.NewReaderSize(in, 64<<10)
 	var limiter *rate.Limiter
 	if r.cfg.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(r.cfg.Rate), max(1, int(r.cfg.Rate/10)))
@@ -262,34 +259,33 @@ func (r *run) process(ctx context.Context) (Counts, error) {
 			interrupted = true
 			break
 		}
-		raw, tooLong, err := readLine(br, r.cfg.MaxLine)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return r.counts, fmt.Errorf("read %s at line %d: %w", r.cfg.File, line+1, err)
-		}
-		if len(raw) == 0 && !tooLong && errors.Is(err, io.EOF) {
+		if !exp.Next() {
 			break
 		}
-		line++
-		if line > r.resume {
-			if perr := r.handle(ctx, line, raw, tooLong, limiter); perr != nil {
-				if ctx.Err() != nil {
-					interrupted = true
-					line--
-					break
-				}
-				r.drain()
-				return r.counts, perr
+		if exp.Line() <= r.resume {
+			line = exp.Line()
+			continue
+		}
+		d, perr := exp.User()
+		if err := r.handle(ctx, exp.Line(), d, perr, limiter); err != nil {
+			if ctx.Err() != nil {
+				interrupted = true
+				break
 			}
-			if line%int64(r.cfg.CheckpointEvery) == 0 {
-				if err := r.flush(ctx, line); err != nil {
-					return r.counts, err
-				}
+			r.drain()
+			return r.counts, err
+		}
+		line = exp.Line()
+		if line%int64(r.cfg.CheckpointEvery) == 0 {
+			if err := r.flush(ctx, line); err != nil {
+				return r.counts, err
 			}
 		}
 		prog.update(r.counted.n.Load(), line, r.counts)
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	}
+	if err := exp.Fatal(); err != nil {
+		r.drain()
+		return r.counts, fmt.Errorf("%s: %w", r.cfg.File, err)
 	}
 	if err := r.flush(ctx, line); err != nil {
 		return r.counts, err
@@ -307,19 +303,13 @@ func (r *run) process(ctx context.Context) (Counts, error) {
 }
 
 // handle reads one line and, unless dry-running, publishes it.
-func (r *run) handle(ctx context.Context, line int64, raw []byte, tooLong bool, limiter *rate.Limiter) error {
+func (r *run) handle(ctx context.Context, line int64, d events.SignupData, err error, limiter *rate.Limiter) error {
 	if limiter != nil && !r.cfg.DryRun {
 		if err := limiter.Wait(ctx); err != nil {
 			return err
 		}
 	}
 	r.counts.Lines++
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 && !tooLong {
-		r.counts.Lines--
-		return nil
-	}
-	d, err := parseUser(raw, tooLong, r.cfg.Tenant)
 	if err != nil {
 		r.counts.Malformed++
 		if len(r.counts.MalformedLines) < maxMalformedListed {
@@ -427,60 +417,8 @@ func (r *run) flush(ctx context.Context, line int64) error {
 // drain waits for outstanding acks after a failure, ignoring errors.
 func (r *run) drain() { _ = r.settle(context.Background()) }
 
-// parseUser decodes one export line.
-func parseUser(raw []byte, tooLong bool, tenant string) (events.SignupData, error) {
-	if tooLong {
-		return events.SignupData{}, errors.New("line longer than the limit")
-	}
-	if raw[0] != '{' {
-		return events.SignupData{}, errors.New("not a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	var u events.Auth0User
-	if err := dec.Decode(&u); err != nil {
-		return events.SignupData{}, fmt.Errorf("not a user object: %w", err)
-	}
-	if dec.More() {
-		return events.SignupData{}, errors.New("data after the JSON object")
-	}
-	return u.SignupData(tenant)
-}
 
-// readLine returns the next line without its newline. A line longer than
-// limit is consumed and reported with tooLong.
-func readLine(br *bufio.Reader, limit int) (line []byte, tooLong bool, err error) {
-	var buf []byte
-	for {
-		chunk, isPrefix, err := br.ReadLine()
-		if len(buf)+len(chunk) > limit {
-			tooLong = true
-			buf = buf[:0]
-		} else if !tooLong {
-			buf = append(buf, chunk...)
-		}
-		if err != nil {
-			return buf, tooLong, err
-		}
-		if !isPrefix {
-			return buf, tooLong, nil
-		}
-	}
-}
 
-// maybeGunzip returns a gunzipping reader when r starts with gzip's magic.
-func maybeGunzip(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReader(r)
-	magic, err := br.Peek(2)
-	if err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		zr.Multistream(true)
-		return zr, nil
-	}
-	return br, nil
-}
 
 type countingReader struct {
 	r io.Reader

@@ -185,22 +185,3 @@ func TestLongAndBlankLines(t *testing.T) {
 	}
 }
 
-func FuzzParseUser(f *testing.F) {
-	f.Add([]byte(`{"user_id":"github|1","identities":[{"provider":"github","user_id":12345678901234567890,"isSocial":true}]}`))
-	f.Add([]byte(`{"user_id":"auth0|x","app_metadata":null}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) == 0 {
-			return
-		}
-		d, err := parseUser(b, false, "t")
-		if err != nil {
-			return
-		}
-		if _, _, err := events.NewMsg(events.SourceBackfill, d, testTime); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := events.Decode(mustEncode(t, d)); err != nil {
-			t.Fatalf("a parsed user does not make a valid event: %v", err)
-		}
-	})
-}

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
-	firebase "firebase.google.com/go/v4"
 	"firebase.google.com/go/v4/auth"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/api/option"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
@@ -163,21 +160,7 @@ func runImporterRole(ctx context.Context, s importerSettings, js jetstream.JetSt
 	return im.Run(ctx)
 }
 
-// firebaseAuth builds the Admin SDK Auth client. With
-// FIREBASE_AUTH_EMULATOR_HOST set the SDK talks to the emulator and needs no
-// credentials.
+// firebaseAuth builds the importer's Firebase client.
 func firebaseAuth(ctx context.Context, s importerSettings) (*auth.Client, error) {
-	var opts []option.ClientOption
-	if s.credentials != "" && s.emulatorHost == "" {
-		opts = append(opts, option.WithCredentialsFile(s.credentials))
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: s.project}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("firebase app: %w", err)
-	}
-	c, err := app.Auth(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("firebase auth: %w", err)
-	}
-	return c, nil
+	return firebaseClient(ctx, s.project, s.credentials, s.emulatorHost)
 }
