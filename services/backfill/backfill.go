@@ -417,9 +417,6 @@ func (r *run) flush(ctx context.Context, line int64) error {
 // drain waits for outstanding acks after a failure, ignoring errors.
 func (r *run) drain() { _ = r.settle(context.Background()) }
 
-
-
-
 type countingReader struct {
 	r io.Reader
 	n atomic.Int64

@@ -184,4 +184,3 @@ func TestLongAndBlankLines(t *testing.T) {
 		t.Fatalf("malformed lines %v", counts.MalformedLines)
 	}
 }
-
