@@ -76,6 +76,9 @@ func parseValue(dec *json.Decoder, path string, depth int) (any, error) {
 				if !ok {
 					return nil, badRequest(path, "object key is not a string")
 				}
+				if strings.IndexByte(key, 0) >= 0 {
+					return nil, badRequest(path, "NUL character in a key")
+				}
 				child := path + "/" + escapePointer(key)
 				if _, dup := obj[key]; dup {
 					return nil, badRequest(child, "duplicate key")
@@ -106,6 +109,11 @@ func parseValue(dec *json.Decoder, path string, depth int) (any, error) {
 		default:
 			return nil, badRequest(path, "unexpected %q", string(t))
 		}
+	case string:
+		if strings.IndexByte(t, 0) >= 0 {
+			return nil, badRequest(path, "NUL character in a string")
+		}
+		return t, nil
 	default:
 		return t, nil
 	}
