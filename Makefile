@@ -53,9 +53,11 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Every fuzz target, FUZZTIME each; new corpus entries land in testdata/fuzz.
+FUZZ_PKGS := ./services/ingest ./events ./internal/auth0export
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./services/ingest | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./services/ingest || exit 1; done
+	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
+		echo "fuzz $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 clean:
 	rm -rf bin .data
