@@ -45,9 +45,14 @@ test: emulator build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	SIGNUPSYNC_BIN=$(CURDIR)/$(BIN) node --test deploy/auth0/test/*.test.js
 
-# Benchmarks (BENCHMARKS.md explains what each figure means).
-bench: emulator
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./services/ingest/
+# Benchmarks: the limits and the pipeline figures of shared/BENCH.md in one
+# run, BENCH_RUNS times; prints the table (BENCHMARKS.md keeps the results).
+NATS_SERVER := $(CACHE)/bin/nats-server
+BENCH_RUNS  ?= 5
+$(NATS_SERVER): go.mod
+	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
+bench: build emulator $(NATS_SERVER)
+	$(GO) run ./internal/bench -runs $(BENCH_RUNS) -markdown $(CACHE)/bench-table.md
 
 lint:
 	$(GO) vet ./...

@@ -1,6 +1,8 @@
 // Package auth0api reads users from the Auth0 Management API v2: the
-// importer enriches partial signups with [Client.GetUser], and the
-// reconciler sweeps signups by creation time with [Client.ListUsersCreated].
+// importer enriches partial signups with [Client.GetUser], the reconciler
+// sweeps signups by creation time with [Client.ListUsersCreated], and the
+// export command runs a users-export job ([Client.ExportUsers],
+// [Client.ExportJob], [Client.DownloadExport]).
 // It is built on go-auth0's management client with the SDK's own retries
 // switched off, so the caller owns every retry decision (the importer
 // negatively acknowledges the message with a delay).
@@ -16,6 +18,8 @@
 //     credentials), a response that cannot be decoded, or bad arguments.
 //     Redelivery cannot help. [ErrNotFound] and [ErrBeyondSearchLimit] match
 //     it too.
+//   - [ErrLinkExpired]: an export's download link no longer works; read the
+//     job again for a fresh one.
 package auth0api
 
 import (
@@ -112,6 +116,9 @@ func (c Config) Validate() error {
 type Client struct {
 	m       *management.Management
 	timeout time.Duration
+	// download fetches export files: the caller's transport, no bearer
+	// token and no client timeout (the context bounds it).
+	download *http.Client
 }
 
 // New builds a client. It does no I/O: bad credentials surface as
@@ -155,7 +162,8 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth0 management api: %w", err)
 	}
-	return &Client{m: m, timeout: timeout}, nil
+	download := &http.Client{Transport: base, CheckRedirect: hc.CheckRedirect}
+	return &Client{m: m, timeout: timeout, download: download}, nil
 }
 
 // userFields are the profile fields signupsync reads.
@@ -241,14 +249,9 @@ func formatTime(t time.Time) string {
 
 // get performs one GET under the call timeout and classifies its failure.
 func (c *Client) get(ctx context.Context, uri string, out any, opts ...management.RequestOption) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	ex := &exchange{}
-	err := c.m.Request(context.WithValue(ctx, exchangeKey{}, ex), http.MethodGet, uri, out, opts...)
-	if err == nil {
-		return nil
-	}
-	return classify(err, ex, time.Now())
+	return c.call(ctx, func(ctx context.Context) error {
+		return c.m.Request(ctx, http.MethodGet, uri, out, opts...)
+	})
 }
 
 // exchange records the status and headers of a call's last response, which

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/signupsync/signupsync/events"
-	"github.com/signupsync/signupsync/internal/auth0fake"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/internal/auth0fake"
 )
 
 func newClient(t *testing.T, srv *auth0fake.Server, edit ...func(*auth0api.Config)) *auth0api.Client {

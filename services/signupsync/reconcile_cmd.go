@@ -2,7 +2,143 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/services/reconciler"
+	"github.com/signupsync/signupsync/services/telemetry"
 )
 
-func runReconcile(ctx context.Context, args []string, e env) error { return errors.New("reconcile_cmd.go: being written") }
+// auth0Flags registers the Management API flags of the commands that need
+// the API (reconcile, export); the returned builder checks that they are
+// set and consistent.
+func auth0Flags(f *flags) func() (auth0api.Config, error) {
+	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (required)")
+	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials, needs read:users)")
+	clientSecret := f.String("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "", "Management API client secret")
+	token := f.String("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "", "static Management API token (instead of client credentials)")
+	timeout := f.Duration("auth0-timeout", "SIGNUPSYNC_AUTH0_TIMEOUT", auth0api.DefaultTimeout, "deadline of one Management API call")
+	return func() (auth0api.Config, error) {
+		c := auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: *timeout}
+		if err := c.Validate(); err != nil {
+			return c, err
+		}
+		if !c.Enabled() {
+			return c, errors.New("--auth0-domain (SIGNUPSYNC_AUTH0_DOMAIN) with --auth0-token (SIGNUPSYNC_AUTH0_TOKEN) or --auth0-client-id and --auth0-client-secret (SIGNUPSYNC_AUTH0_CLIENT_ID, SIGNUPSYNC_AUTH0_CLIENT_SECRET) are required")
+		}
+		return c, nil
+	}
+}
+
+// runReconcile sweeps the Auth0 Management API for users created since
+// --since that no webhook reported, publishes them, and keeps a checkpoint
+// so the next sweep starts where this one ended. With --every it keeps
+// sweeping until stopped. It prints one line per sweep.
+func runReconcile(ctx context.Context, args []string, e env) error {
+	f := newFlags("reconcile", e.getenv, e.stderr)
+	com := addCommon(f)
+	d := reconciler.DefaultConfig()
+	since := f.String("since", "SIGNUPSYNC_RECONCILE_SINCE", "", "sweep users created since this RFC 3339 time, date (2006-01-02) or duration before now (24h); later sweeps start at the checkpoint")
+	until := f.String("until", "SIGNUPSYNC_RECONCILE_UNTIL", "", "end of the sweep, exclusive, same forms as --since (default: now minus --settle; not with --every)")
+	settle := f.Duration("settle", "SIGNUPSYNC_RECONCILE_SETTLE", d.SettleLag, "how far behind now a sweep ends: recent signups are still being reported by webhooks")
+	every := f.Duration("every", "SIGNUPSYNC_RECONCILE_EVERY", 0, "run as a service: sweep again after this pause until stopped (0 = one sweep)")
+	rps := f.Int("rps", "SIGNUPSYNC_RECONCILE_RPS", int(d.RPS), "Management API requests per second, 0 = unlimited")
+	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", d.Tenant, "Auth0 tenant name recorded in the events")
+	ignoreCP := f.Bool("ignore-checkpoint", "", false, "start at --since even when an earlier sweep got further (re-sweep)")
+	dry := f.Bool("dry-run", "", false, "list and count the missing signups without publishing or moving the checkpoint")
+	asJSON := f.Bool("json", "", false, "print each sweep's result as a JSON line")
+	buildAuth0 := auth0Flags(f)
+	if err := f.parse(args); err != nil {
+		return usageError{err}
+	}
+	if f.fs.NArg() > 0 {
+		return usageError{fmt.Errorf("reconcile takes no arguments, got %q", f.fs.Args())}
+	}
+	now := time.Now()
+	cfg := d
+	cfg.SettleLag, cfg.Every, cfg.RPS, cfg.Tenant = *settle, *every, float64(*rps), *tenant
+	cfg.IgnoreCheckpoint, cfg.DryRun = *ignoreCP, *dry
+	var errs []error
+	if *since != "" {
+		t, err := reconciler.ParseTime(*since, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--since (SIGNUPSYNC_RECONCILE_SINCE): %w", err))
+			t = time.Unix(1, 0).UTC() // reported above; a placeholder lets Validate check the rest
+		}
+		cfg.Since = t
+	}
+	if *until != "" {
+		t, err := reconciler.ParseTime(*until, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--until (SIGNUPSYNC_RECONCILE_UNTIL): %w", err))
+		}
+		cfg.Until = t
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	a0, err := buildAuth0()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return usageError{err}
+	}
+
+	log, err := com.logger(e)
+	if err != nil {
+		return err
+	}
+	tracing, err := telemetry.SetupTracing(ctx, "reconcile", version, e.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	api, err := auth0api.New(ctx, a0)
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-reconcile", log)
+	if err != nil {
+		return err
+	}
+	runErr := func() error {
+		if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
+			return err
+		}
+		rec, err := reconciler.New(ctx, cfg, reconciler.Deps{
+			Users: api, JetStream: js, Logger: log, Tracer: tracing.Provider, Propagator: telemetry.Propagator(),
+			OnSweep: func(res reconciler.Result, err error) { printSweep(e, res, err, *asJSON) },
+		})
+		if err != nil {
+			return err
+		}
+		return rec.Run(ctx)
+	}()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
+	defer cancel()
+	return errors.Join(runErr, drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+}
+
+// printSweep writes the one line of a sweep to stdout.
+func printSweep(e env, res reconciler.Result, err error, asJSON bool) {
+	if asJSON {
+		v := struct {
+			reconciler.Result
+			Error string `json:"error,omitempty"`
+		}{Result: res}
+		if err != nil {
+			v.Error = err.Error()
+		}
+		b, _ := json.Marshal(v)
+		fmt.Fprintln(e.stdout, string(b))
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(e.stdout, "%s; FAILED, checkpoint not moved\n", res)
+		return
+	}
+	fmt.Fprintln(e.stdout, res)
+}

@@ -1,0 +1,140 @@
+package reconciler
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signupsync/signupsync/internal/auth0api"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultSettleLag keeps a sweep away from the last minute: those users
+	// are still being reported by the webhooks, and Auth0's search index
+	// may not hold them yet.
+	DefaultSettleLag = time.Minute
+	// DefaultRPS leaves room in Auth0's smallest Management API budget
+	// (2 requests per second on free tenants) for the importer's look-ups.
+	DefaultRPS            = 2
+	DefaultPageSize       = auth0api.MaxPerPage
+	DefaultWindowMin      = time.Millisecond
+	DefaultMaxAttempts    = 6
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultConcurrency    = 16
+	DefaultTenant         = "default"
+)
+
+// Config configures a [Reconciler]. Start from [DefaultConfig].
+type Config struct {
+	// Since is where the first sweep starts (users created at or after
+	// it). Later sweeps start at the checkpoint. Required.
+	Since time.Time
+	// Until ends every sweep (exclusive). Zero means the time of the sweep
+	// minus SettleLag, so each sweep covers what happened since the last.
+	Until time.Time
+	// SettleLag is how far behind now a sweep ends when Until is zero.
+	SettleLag time.Duration
+	// Every is the pause between sweeps in [Reconciler.Run]; 0 means one
+	// sweep.
+	Every time.Duration
+	// RPS caps Management API requests per second; 0 means no cap.
+	RPS float64
+	// PageSize is users per request, 1 to 100.
+	PageSize int
+	// WindowMin is the narrowest window a full window is split into
+	// (Auth0 keeps milliseconds, so 1ms is the floor).
+	WindowMin time.Duration
+	// MaxAttempts bounds the tries of one request after transient failures.
+	MaxAttempts int
+	// PublishTimeout bounds the wait for JetStream's acknowledgement.
+	PublishTimeout time.Duration
+	// Concurrency is how many users of a page are checked and published
+	// at once.
+	Concurrency int
+	// Tenant is recorded in the events.
+	Tenant string
+	// IgnoreCheckpoint starts the sweep at Since even when a checkpoint
+	// lies beyond it (a re-sweep). The checkpoint is still written.
+	IgnoreCheckpoint bool
+	// DryRun lists and checks the ledger but publishes nothing and writes
+	// no checkpoint.
+	DryRun bool
+}
+
+// DefaultConfig returns every default; Since is left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		SettleLag: DefaultSettleLag, RPS: DefaultRPS, PageSize: DefaultPageSize, WindowMin: DefaultWindowMin,
+		MaxAttempts: DefaultMaxAttempts, PublishTimeout: DefaultPublishTimeout, Concurrency: DefaultConcurrency,
+		Tenant: DefaultTenant,
+	}
+}
+
+// Validate reports every problem at once, naming the flag and the variable
+// where there is one.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Since.IsZero() {
+		errs = append(errs, errors.New("--since (SIGNUPSYNC_RECONCILE_SINCE) is required: an RFC 3339 time or a duration such as 24h"))
+	}
+	if !c.Until.IsZero() && !c.Until.After(c.Since) {
+		errs = append(errs, errors.New("--until (SIGNUPSYNC_RECONCILE_UNTIL) must be after --since"))
+	}
+	if !c.Until.IsZero() && c.Every > 0 {
+		errs = append(errs, errors.New("--until (SIGNUPSYNC_RECONCILE_UNTIL) and --every (SIGNUPSYNC_RECONCILE_EVERY) contradict each other: a fixed end leaves nothing for the next sweep"))
+	}
+	if c.SettleLag < 0 {
+		errs = append(errs, errors.New("--settle (SIGNUPSYNC_RECONCILE_SETTLE) must not be negative"))
+	}
+	if c.Every < 0 || (c.Every > 0 && c.Every < time.Second) {
+		errs = append(errs, fmt.Errorf("--every (SIGNUPSYNC_RECONCILE_EVERY) %s: want 0 (one sweep) or at least 1s", c.Every))
+	}
+	if c.RPS < 0 {
+		errs = append(errs, errors.New("--rps (SIGNUPSYNC_RECONCILE_RPS) must not be negative"))
+	}
+	if c.PageSize < 1 || c.PageSize > auth0api.MaxPerPage {
+		errs = append(errs, fmt.Errorf("page size %d: want 1 to %d", c.PageSize, auth0api.MaxPerPage))
+	}
+	if c.WindowMin < time.Millisecond || c.WindowMin%time.Millisecond != 0 {
+		errs = append(errs, fmt.Errorf("minimum window %s: want a whole number of milliseconds, at least 1ms", c.WindowMin))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c.Concurrency))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, errors.New("publish timeout must be positive"))
+	}
+	if strings.TrimSpace(c.Tenant) == "" || len(c.Tenant) > 256 {
+		errs = append(errs, errors.New("--tenant (SIGNUPSYNC_AUTH0_TENANT) must be 1 to 256 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseTime reads a point in time for --since and --until: an RFC 3339
+// time ("2026-11-01T10:00:00Z"), a date ("2026-11-01", midnight UTC), or a
+// positive Go duration meaning that long before now ("24h", "90m").
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, errors.New("empty time")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time, a date (2006-01-02) or a duration before now (24h)", s)
+	}
+	if d <= 0 {
+		return time.Time{}, fmt.Errorf("%q: the duration must be positive (it counts back from now)", s)
+	}
+	return now.Add(-d).UTC(), nil
+}
