@@ -17,7 +17,16 @@ import (
 	"github.com/signupsync/signupsync/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.RunWithEmulator(m)) }
+// TestMain runs the tests with a Firebase Auth emulator, or, when
+// SIGNUPSYNC_TEST_MAIN is set, acts as the signupsync binary itself so tests
+// can run (and kill) it as a separate process.
+func TestMain(m *testing.M) {
+	if os.Getenv("SIGNUPSYNC_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(testenv.RunWithEmulator(m))
+}
 
 type syncBuf struct {
 	mu sync.Mutex
