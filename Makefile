@@ -19,7 +19,7 @@ EMULATOR_PORT  ?= 9099
 PROJECT        ?= demo-signupsync
 DEV_SECRET     ?= whsec_c2lnbnVwc3luYy1sb2NhbC1kZXYtc2VjcmV0
 
-.PHONY: all build run test test-node bench lint fuzz emulator clean
+.PHONY: all build run test test-node bench chaos lint fuzz emulator clean
 
 all: lint test
 
@@ -53,6 +53,12 @@ $(NATS_SERVER): go.mod
 	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
 bench: build emulator $(NATS_SERVER)
 	$(GO) run ./internal/bench -runs $(BENCH_RUNS) -markdown $(CACHE)/bench-table.md
+
+# The long chaos run: five importer SIGKILLs, a broker SIGKILL, a 30 s
+# Firebase outage and late duplicates at 200 signups/s, counted to the last
+# signup (the short run is part of make test).
+chaos: emulator
+	$(GO) test -race -count=1 -tags chaos -run 'TestChaos' -v -timeout 20m ./services/signupsync/
 
 lint:
 	$(GO) vet ./...

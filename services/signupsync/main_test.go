@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/signupsync/signupsync/internal/natsembed"
 	"time"
 
 	"github.com/signupsync/signupsync/events"
@@ -24,6 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SIGNUPSYNC_TEST_MAIN") == "1" {
 		main()
 		os.Exit(0)
+	}
+	if port := os.Getenv("SIGNUPSYNC_TEST_NATS_PORT"); port != "" {
+		os.Exit(runNATSServer(port, os.Getenv("SIGNUPSYNC_TEST_NATS_STORE")))
 	}
 	os.Exit(testenv.RunWithEmulator(m))
 }
@@ -218,4 +225,20 @@ func getenvDefault(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// runNATSServer makes this test binary a standalone nats-server process (the
+// pinned nats-server module, embedded) until it is killed.
+func runNATSServer(port, store string) int {
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return 2
+	}
+	ns, err := natsembed.Start(natsembed.Options{Port: p, StoreDir: store, ReadyTimeout: 30 * time.Second})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ns.WaitForShutdown()
+	return 0
 }

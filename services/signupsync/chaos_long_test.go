@@ -1,0 +1,15 @@
+//go:build chaos
+
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// TestChaosLong is `make chaos`: five importer kills at random moments, a
+// broker kill, a 30 s Firebase outage and late duplicates, at 200 signups/s
+// for a minute.
+func TestChaosLong(t *testing.T) {
+	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true})
+}
