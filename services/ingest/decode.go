@@ -3,10 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -37,93 +34,22 @@ func badRequest(field, format string, args ...any) error {
 // parseJSON decodes exactly one JSON value from b into maps, slices,
 // json.Number, strings, bools and nil. Unlike encoding/json it rejects
 // invalid UTF-8 (instead of replacing it), duplicate object keys (which two
-// parsers could read differently) and nesting deeper than maxDepth.
+// parsers could read differently), NUL characters and nesting deeper than
+// maxDepth.
 func parseJSON(b []byte) (any, error) {
 	if !utf8.Valid(b) {
 		return nil, badRequest("", "body is not valid UTF-8")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	v, err := parseValue(dec, "", 0)
+	p := &jsonParser{b: b}
+	v, err := p.value()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	p.ws()
+	if p.i != len(b) {
 		return nil, badRequest("", "unexpected data after the JSON value")
 	}
 	return v, nil
-}
-
-func parseValue(dec *json.Decoder, path string, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, syntaxError(path, err)
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		if depth >= maxDepth {
-			return nil, badRequest(path, "nested deeper than %d levels", maxDepth)
-		}
-		switch t {
-		case '{':
-			obj := make(map[string]any)
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, syntaxError(path, err)
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return nil, badRequest(path, "object key is not a string")
-				}
-				if strings.IndexByte(key, 0) >= 0 {
-					return nil, badRequest(path, "NUL character in a key")
-				}
-				child := path + "/" + escapePointer(key)
-				if _, dup := obj[key]; dup {
-					return nil, badRequest(child, "duplicate key")
-				}
-				v, err := parseValue(dec, child, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				obj[key] = v
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, syntaxError(path, err)
-			}
-			return obj, nil
-		case '[':
-			arr := []any{}
-			for i := 0; dec.More(); i++ {
-				v, err := parseValue(dec, path+"/"+strconv.Itoa(i), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				arr = append(arr, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, syntaxError(path, err)
-			}
-			return arr, nil
-		default:
-			return nil, badRequest(path, "unexpected %q", string(t))
-		}
-	case string:
-		if strings.IndexByte(t, 0) >= 0 {
-			return nil, badRequest(path, "NUL character in a string")
-		}
-		return t, nil
-	default:
-		return t, nil
-	}
-}
-
-func syntaxError(path string, err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return badRequest(path, "truncated JSON")
-	}
-	return badRequest(path, "malformed JSON: %s", err.Error())
 }
 
 func escapePointer(s string) string {

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +128,29 @@ func FuzzLogStreamBody(f *testing.F) {
 				continue
 			}
 			checkNormalised(t, set, events.SourceLogStream, logStreamData(m, "t"))
+		}
+	})
+}
+
+// FuzzParseJSONMatchesEncodingJSON: on any input the strict parser accepts,
+// encoding/json must accept it too and produce the same value.
+func FuzzParseJSONMatchesEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,-2.5e3,"x\u00e9\ud83d\ude00\n",true,null,{}]}`, `"\ud800"`, `[0,1e5,-0.0]`, `{"k":"\u0041\/"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := parseJSON(b)
+		if err != nil {
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var want any
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("strict parser accepted what encoding/json refuses: %q (%v)", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("values differ for %q:\n got %#v\nwant %#v", b, got, want)
 		}
 	})
 }
