@@ -19,7 +19,7 @@ EMULATOR_PORT  ?= 9099
 PROJECT        ?= demo-signupsync
 DEV_SECRET     ?= whsec_c2lnbnVwc3luYy1sb2NhbC1kZXYtc2VjcmV0
 
-.PHONY: all build run test test-node bench chaos lint fuzz emulator clean
+.PHONY: all build run test validate-deploy bench chaos lint fuzz emulator clean
 
 all: lint test
 
@@ -44,6 +44,12 @@ run: build emulator
 test: emulator build
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	SIGNUPSYNC_BIN=$(CURDIR)/$(BIN) node --test deploy/auth0/test/*.test.js
+	$(MAKE) validate-deploy
+
+# compose.yaml, Dockerfiles, deploy/k8s, deploy/nats, the dashboard and the
+# collector config, checked by their own Go module (no Docker needed).
+validate-deploy:
+	cd deploy/validate && $(GO) test -count=1 ./...
 
 # Benchmarks: the limits and the pipeline figures of shared/BENCH.md in one
 # run, BENCH_RUNS times; prints the table (BENCHMARKS.md keeps the results).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
 	"github.com/signupsync/signupsync/internal/auth0api"
@@ -45,6 +46,7 @@ func runReconcile(ctx context.Context, args []string, e env) error {
 	until := f.String("until", "SIGNUPSYNC_RECONCILE_UNTIL", "", "end of the sweep, exclusive, same forms as --since (default: now minus --settle; not with --every)")
 	settle := f.Duration("settle", "SIGNUPSYNC_RECONCILE_SETTLE", d.SettleLag, "how far behind now a sweep ends: recent signups are still being reported by webhooks")
 	every := f.Duration("every", "SIGNUPSYNC_RECONCILE_EVERY", 0, "run as a service: sweep again after this pause until stopped (0 = one sweep)")
+	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9465", "with --every: listen address of /metrics, /healthz and /readyz")
 	rps := f.Int("rps", "SIGNUPSYNC_RECONCILE_RPS", int(d.RPS), "Management API requests per second, 0 = unlimited")
 	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", d.Tenant, "Auth0 tenant name recorded in the events")
 	ignoreCP := f.Bool("ignore-checkpoint", "", false, "start at --since even when an earlier sweep got further (re-sweep)")
@@ -104,13 +106,26 @@ func runReconcile(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	stopMetrics := func(context.Context) error { return nil }
+	sweeps := newSweepMetrics()
+	if cfg.Every > 0 {
+		reg, metricsH := registry()
+		sweeps.register(reg)
+		if stopMetrics, err = metricsServer(ctx, *metricsAddr, metricsH, streamReady(js), log); err != nil {
+			nc.Close()
+			return err
+		}
+	}
 	runErr := func() error {
 		if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
 			return err
 		}
 		rec, err := reconciler.New(ctx, cfg, reconciler.Deps{
 			Users: api, JetStream: js, Logger: log, Tracer: tracing.Provider, Propagator: telemetry.Propagator(),
-			OnSweep: func(res reconciler.Result, err error) { printSweep(e, res, err, *asJSON) },
+			OnSweep: func(res reconciler.Result, err error) {
+				sweeps.observe(res, err)
+				printSweep(e, res, err, *asJSON)
+			},
 		})
 		if err != nil {
 			return err
@@ -119,7 +134,45 @@ func runReconcile(ctx context.Context, args []string, e env) error {
 	}()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
 	defer cancel()
-	return errors.Join(runErr, drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+	return errors.Join(runErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+}
+
+// sweepMetrics exposes reconcile progress when it runs as a service.
+type sweepMetrics struct {
+	sweeps    *prometheus.CounterVec
+	published prometheus.Counter
+	listed    prometheus.Counter
+	until     prometheus.Gauge
+}
+
+func newSweepMetrics() *sweepMetrics {
+	return &sweepMetrics{
+		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "sweeps_total",
+			Help: "Reconcile sweeps by result (ok, failed)."}, []string{"result"}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "published_total",
+			Help: "Signups no webhook reported, published by reconcile."}),
+		listed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "listed_total",
+			Help: "Users listed from the Management API."}),
+		until: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "checkpoint_timestamp_seconds",
+			Help: "End of the last completed sweep window (unix seconds)."}),
+	}
+}
+
+func (m *sweepMetrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(m.sweeps, m.published, m.listed, m.until)
+}
+
+func (m *sweepMetrics) observe(res reconciler.Result, err error) {
+	if err != nil {
+		m.sweeps.WithLabelValues("failed").Inc()
+		return
+	}
+	m.sweeps.WithLabelValues("ok").Inc()
+	m.published.Add(float64(res.Counts.Published))
+	m.listed.Add(float64(res.Counts.Listed))
+	if !res.DryRun && !res.Until.IsZero() {
+		m.until.Set(float64(res.Until.Unix()))
+	}
 }
 
 // printSweep writes the one line of a sweep to stdout.
