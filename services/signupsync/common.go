@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -100,11 +101,14 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, topo events.Top
 		if ctx.Err() != nil {
 			return fmt.Errorf("ensure topology: %w", errors.Join(err, ctx.Err()))
 		}
-		log.Warn("jetstream not ready, retrying", "err", err, "in", delay)
+		// Jitter, so roles that start together on a cluster stop creating
+		// the same replicated stream at the same moment.
+		wait := delay + time.Duration(mrand.Int64N(int64(delay)))
+		log.Warn("jetstream not ready, retrying", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("ensure topology: %w", ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
 		delay = min(delay*2, 5*time.Second)
 	}

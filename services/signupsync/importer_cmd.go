@@ -106,17 +106,17 @@ func runImporter(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
-		nc.Close()
-		return err
-	}
+	// Serve /healthz at once; /readyz says 503 until the stream exists.
 	reg, metricsH := registry()
 	stopMetrics, err := metricsServer(ctx, s.metricsAddr, metricsH, streamReady(js), log)
 	if err != nil {
 		nc.Close()
 		return err
 	}
-	runErr := runImporterRole(ctx, s, js, reg, tracing, log)
+	runErr := ensureTopology(ctx, js, com.topology(), log)
+	if runErr == nil {
+		runErr = runImporterRole(ctx, s, js, reg, tracing, log)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
 	defer cancel()
 	return errors.Join(runErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))

@@ -64,12 +64,15 @@ func runIngest(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
-		nc.Close()
-		return err
-	}
+	// Listen at once (/healthz answers, /readyz says 503 and receivers
+	// answer 503 until the stream exists) and create the topology meanwhile.
+	topoDone := make(chan error, 1)
+	go func() { topoDone <- ensureTopology(ctx, js, com.topology(), log) }()
 	reg, metricsH := registry()
 	serveErr := serveIngest(ctx, cfg, js, reg, metricsH, tracing, log)
+	if err := <-topoDone; err != nil && ctx.Err() == nil {
+		serveErr = errors.Join(serveErr, err)
+	}
 	return errors.Join(serveErr, drainNATS(nc, *com.drainPeriod), tracing.Shutdown(context.WithoutCancel(ctx)))
 }
 

@@ -68,6 +68,7 @@ const usage = `usage: signupsync <command> [flags]
 Roles:
   ingest     receive Auth0 webhooks and store signups in JetStream
   importer   import stored signups into Firebase Auth
+  exchange   session bridge: exchange an Auth0 token for a Firebase custom token
   dev        embedded JetStream + ingest + importer in one process
 
 Operators:
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runIngest(ctx, rest, e)
 	case "importer":
 		return runImporter(ctx, rest, e)
+	case "exchange":
+		return runExchange(ctx, rest, e)
 	case "dev":
 		return runDev(ctx, rest, e)
 	case "status":

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"firebase.google.com/go/v4/auth"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/services/exchange"
+	"github.com/signupsync/signupsync/services/telemetry"
+)
+
+// exchangeFlags registers the settings of the session exchange itself and
+// returns a builder for its Config. It registers none of the flags the
+// importer also has (uid policy, tenant, Auth0 Management API), so dev can
+// use it next to importerFlags and ingestFlags; the caller fills
+// UIDPolicy, Tenant and Management and calls Validate.
+func exchangeFlags(f *flags) func() exchange.Config {
+	d := exchange.DefaultConfig()
+	addr := f.String("exchange-addr", "SIGNUPSYNC_EXCHANGE_ADDR", d.Addr, "listen address of the session exchange (POST "+exchange.PathExchange+")")
+	issuer := f.String("auth0-issuer", "SIGNUPSYNC_AUTH0_ISSUER", "", "Auth0 token issuer exactly as in iss, e.g. https://tenant.auth0.com/ (its /.well-known/jwks.json has the keys)")
+	audience := f.String("auth0-audience", "SIGNUPSYNC_AUTH0_AUDIENCE", "", "audience the Auth0 tokens must carry (the API identifier)")
+	maxAge := f.Duration("max-token-age", "SIGNUPSYNC_MAX_TOKEN_AGE", d.MaxTokenAge, "oldest accepted sign-in: now minus auth_time, or iat when absent")
+	skew := f.Duration("clock-skew", "SIGNUPSYNC_CLOCK_SKEW", d.ClockSkew, "clock skew allowed on exp, nbf, iat and the token age")
+	refresh := f.Duration("jwks-refresh-interval", "SIGNUPSYNC_JWKS_REFRESH_INTERVAL", d.JWKSRefreshInterval, "least time between JWKS fetches caused by an unknown kid")
+	jwksAge := f.Duration("jwks-max-age", "SIGNUPSYNC_JWKS_MAX_AGE", d.JWKSMaxAge, "how long fetched signing keys are used before they are fetched again")
+	wait := f.Duration("exchange-import-wait", "SIGNUPSYNC_EXCHANGE_IMPORT_WAIT", d.ImportWait, "how long an exchange waits for the importer to import a person on the spot before 503")
+	subRate := f.Int("exchange-subject-rate", "SIGNUPSYNC_EXCHANGE_SUBJECT_RATE", int(d.SubjectRate), "exchanges per minute per Auth0 user")
+	subBurst := f.Int("exchange-subject-burst", "SIGNUPSYNC_EXCHANGE_SUBJECT_BURST", d.SubjectBurst, "burst of exchanges per Auth0 user")
+	ipRate := f.Int("exchange-ip-rate", "SIGNUPSYNC_EXCHANGE_IP_RATE", int(d.IPRate), "requests per minute per client address (IPv6: per /64)")
+	ipBurst := f.Int("exchange-ip-burst", "SIGNUPSYNC_EXCHANGE_IP_BURST", d.IPBurst, "burst of requests per client address")
+	ipHeader := f.String("exchange-client-ip-header", "SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER", "", "header a trusted proxy sets to the client address (e.g. X-Forwarded-For; last value used); empty: the connection's address")
+	return func() exchange.Config {
+		c := d
+		c.Addr, c.Issuer, c.Audience = *addr, *issuer, *audience
+		c.MaxTokenAge, c.ClockSkew, c.JWKSRefreshInterval, c.JWKSMaxAge, c.ImportWait = *maxAge, *skew, *refresh, *jwksAge, *wait
+		c.SubjectRate, c.SubjectBurst, c.IPRate, c.IPBurst = float64(*subRate), *subBurst, float64(*ipRate), *ipBurst
+		c.ClientIPHeader = *ipHeader
+		return c
+	}
+}
+
+// runExchange runs the session exchange role: `signupsync exchange`.
+func runExchange(ctx context.Context, args []string, e env) error {
+	f := newFlags("exchange", e.getenv, e.stderr)
+	com := addCommon(f)
+	build := exchangeFlags(f)
+	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name recorded in the signups the exchange publishes")
+	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(events.UIDAuth0ID), "Firebase uid policy, as the importer's: auth0_id or hash")
+	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", e.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id (falls back to GOOGLE_CLOUD_PROJECT)")
+	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file, which signs the custom tokens (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
+	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (required)")
+	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials)")
+	clientSecret := f.String("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "", "Management API client secret")
+	token := f.String("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "", "static Management API token (instead of client credentials)")
+	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9465", "listen address of /metrics, /healthz and /readyz")
+	if err := f.parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg := build()
+	cfg.Tenant, cfg.UIDPolicy = *tenant, events.UIDPolicy(*uidPolicy)
+	cfg.Management = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
+	cfg.ShutdownTimeout = *com.drainPeriod
+	err := cfg.Validate()
+	if *project == "" {
+		err = errors.Join(err, errors.New("--firebase-project (SIGNUPSYNC_FIREBASE_PROJECT or GOOGLE_CLOUD_PROJECT) is required"))
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	log, err := com.logger(e)
+	if err != nil {
+		return err
+	}
+	tracing, err := telemetry.SetupTracing(ctx, "exchange", version, e.getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	// Publishing while disconnected must fail at once (503), not sit in the
+	// reconnect buffer.
+	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-exchange", log, nats.ReconnectBufSize(-1))
+	if err != nil {
+		return err
+	}
+	if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
+		nc.Close()
+		return err
+	}
+	emulatorHost := e.getenv("FIREBASE_AUTH_EMULATOR_HOST")
+	fb, err := firebaseClient(ctx, *project, *creds, emulatorHost)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	if emulatorHost != "" {
+		log.Info("using the Firebase Auth emulator", "host", emulatorHost, "project", *project)
+	}
+	reg, metricsH := registry()
+	stopMetrics, err := metricsServer(ctx, *metricsAddr, metricsH, streamReady(js), log)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	serveErr := serveExchange(ctx, cfg, js, fb, reg, tracing, log)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
+	defer cancel()
+	return errors.Join(serveErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+}
+
+// serveExchange runs the session exchange HTTP server on cfg.Addr until ctx
+// ends. cfg must be complete (Validate passes): the Auth0 Management API
+// client is built from cfg.Management, and fb signs the custom tokens. The
+// topology must exist (ensureTopology). `exchange` and `dev` call it.
+func serveExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) error {
+	if fb == nil {
+		return errors.New("exchange: no Firebase client")
+	}
+	users, err := auth0api.New(ctx, cfg.Management)
+	if err != nil {
+		return err
+	}
+	metrics, err := exchange.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	svc, err := exchange.New(ctx, cfg, exchange.Deps{
+		JetStream:  js,
+		Firebase:   fb,
+		Users:      users,
+		Logger:     log.With("role", "exchange"),
+		Metrics:    metrics,
+		Ready:      streamReady(js),
+		Tracer:     tracing.Provider,
+		Propagator: telemetry.Propagator(),
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := exchange.Listen(ctx, cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("exchange: %w", err)
+	}
+	return svc.Serve(ctx, ln)
+}
