@@ -61,6 +61,10 @@ type bench struct {
 	dir     string
 	natsURL string
 	natsCmd *exec.Cmd
+	// syncNATS is a second server with sync_interval: always, to price fsync.
+	syncCmd *exec.Cmd
+	syncJS  jetstream.JetStream
+	syncNC  *nats.Conn
 	emu     *testenv.Emulator
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -91,6 +95,19 @@ func newBench(ctx context.Context, o options, log io.Writer) (*bench, error) {
 	if err := b.natsCmd.Start(); err != nil {
 		return nil, fmt.Errorf("start nats-server: %w", err)
 	}
+	syncPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "sync.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listen: 127.0.0.1:%d\njetstream {\n  store_dir: %q\n  sync_interval: always\n}\n", syncPort, filepath.Join(dir, "nats-sync"))), 0o644); err != nil {
+		return nil, err
+	}
+	b.syncCmd = exec.Command(o.natsBin, "-c", conf)
+	b.syncCmd.Stdout, b.syncCmd.Stderr = io.Discard, io.Discard
+	if err := b.syncCmd.Start(); err != nil {
+		return nil, fmt.Errorf("start nats-server (sync always): %w", err)
+	}
 	if o.firebaseBin != "" {
 		os.Setenv("SIGNUPSYNC_FIREBASE_BIN", o.firebaseBin)
 	}
@@ -118,6 +135,18 @@ func newBench(ctx context.Context, o options, log io.Writer) (*bench, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.js, _ = jetstream.New(b.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	for i := 0; ; i++ {
+		b.syncNC, err = nats.Connect("nats://127.0.0.1:" + strconv.Itoa(syncPort))
+		if err == nil {
+			break
+		}
+		if i > 100 {
+			b.close()
+			return nil, fmt.Errorf("connect nats-server (sync always): %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.syncJS, _ = jetstream.New(b.syncNC, jetstream.WithPublishAsyncMaxPending(4096))
 	b.export = filepath.Join(dir, "export.json.gz")
 	b.exportN = writeExport(b.export, o.backfillUsers)
 	return b, nil
@@ -126,6 +155,13 @@ func newBench(ctx context.Context, o options, log io.Writer) (*bench, error) {
 func (b *bench) close() {
 	if b.nc != nil {
 		b.nc.Close()
+	}
+	if b.syncNC != nil {
+		b.syncNC.Close()
+	}
+	if b.syncCmd != nil && b.syncCmd.Process != nil {
+		_ = b.syncCmd.Process.Signal(syscall.SIGTERM)
+		_ = b.syncCmd.Wait()
 	}
 	if b.emu != nil {
 		_ = b.emu.Stop()
@@ -166,6 +202,11 @@ func (b *bench) runOnce(ctx context.Context, run int) error {
 		return err
 	}
 	b.record(limPublish, "msg/s", pub, "", false)
+	syncPub, err := publishRate(ctx, b.syncJS, 20000)
+	if err != nil {
+		return err
+	}
+	b.record("JetStream async publish, sync_interval: always", "msg/s", syncPub, limPublish, false)
 	cons, err := b.rawConsume(ctx)
 	if err != nil {
 		return err
@@ -210,7 +251,12 @@ func eventPayload(i int) *nats.Msg {
 }
 
 func (b *bench) rawPublish(ctx context.Context, n int) (float64, error) {
-	if _, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, Duplicates: events.DefaultDuplicateWindow}); err != nil {
+	return publishRate(ctx, b.js, n)
+}
+
+func publishRate(ctx context.Context, js jetstream.JetStream, n int) (float64, error) {
+	_ = js.DeleteStream(ctx, "BENCH")
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage, Duplicates: events.DefaultDuplicateWindow}); err != nil {
 		return 0, err
 	}
 	msgs := make([]*nats.Msg, n)
@@ -222,12 +268,12 @@ func (b *bench) rawPublish(ctx context.Context, n int) (float64, error) {
 	}
 	start := time.Now()
 	for _, m := range msgs {
-		if _, err := b.js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m); err != nil {
 			return 0, err
 		}
 	}
 	select {
-	case <-b.js.PublishAsyncComplete():
+	case <-js.PublishAsyncComplete():
 	case <-time.After(time.Minute):
 		return 0, fmt.Errorf("raw publish did not complete")
 	}
