@@ -78,6 +78,7 @@ type Importer struct {
 	providers map[string]string
 	now       func() time.Time
 	probing   sync.Mutex
+	importMu  sync.Mutex
 }
 
 // New checks cfg, creates or updates the durable consumer and opens the
@@ -303,12 +304,19 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		it.uid = im.cfg.UIDPolicy.FirebaseUID(it.data.UserID)
 		cands = append(cands, it)
 	}
+	// Look-up and import run one batch at a time per process: two batches
+	// in flight could each find an email free and both import it (the
+	// emulator refuses the second; production Firebase would hold two
+	// accounts with one email). Fetching, ledger reads, enrichment and
+	// settling still overlap across workers.
+	im.importMu.Lock()
 	t1 := time.Now()
 	toImport := im.resolve(bctx, cands)
 	tLookup := time.Since(t1)
 	t2 := time.Now()
 	im.importUsers(bctx, toImport)
 	tImport := time.Since(t2)
+	im.importMu.Unlock()
 	t3 := time.Now()
 
 	counts := map[events.Outcome]int{}
@@ -671,6 +679,12 @@ func (im *Importer) recheck(ctx context.Context, rejected []*item) {
 		}
 		if rec, ok := x.byUID[c.uid]; ok && x.byProvider[lookupKey(c.elig.FirebaseProvider, c.elig.Identity.UserID)] == rec.UID {
 			c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
+			continue
+		}
+		// Another account took the email meanwhile (another replica): the
+		// email policy decides, as if the look-up had seen it.
+		if rec, ok := x.byEmail[strings.ToLower(c.data.Email)]; ok && c.data.Email != "" && rec.UID != c.uid {
+			im.applyEmailPolicy(ctx, c, rec)
 			continue
 		}
 		c.deadLetter(events.ReasonFirebaseRejected, fmt.Errorf("firebase refused user: %w", reasons[c]))
