@@ -71,7 +71,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every fuzz target, FUZZTIME each; new corpus entries land in testdata/fuzz.
-FUZZ_PKGS := ./services/ingest ./events ./internal/auth0export
+FUZZ_PKGS := ./services/ingest ./events ./internal/auth0export ./services/exchange
 fuzz:
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do \
 		echo "fuzz $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done

@@ -22,6 +22,7 @@ func runDev(ctx context.Context, args []string, e env) error {
 	com := addCommon(f)
 	buildIngest := ingestFlags(f)
 	buildImporter := importerFlags(f)
+	buildExchange := exchangeFlags(f)
 	dataDir := f.String("data-dir", "SIGNUPSYNC_DATA_DIR", ".data", "directory of the embedded JetStream store")
 	natsAddr := f.String("dev-nats-addr", "SIGNUPSYNC_DEV_NATS_ADDR", "127.0.0.1:4222", "client address of the embedded NATS server (port -1 picks a free one)")
 	withImporter := f.Bool("importer", "SIGNUPSYNC_DEV_IMPORTER", true, "run the importer too (needs Firebase: FIREBASE_AUTH_EMULATOR_HOST or credentials)")
@@ -36,6 +37,15 @@ func runDev(ctx context.Context, args []string, e env) error {
 	impCfg, err := buildImporter()
 	if err != nil && *withImporter {
 		return usageError{err}
+	}
+	// The session exchange runs in dev when an Auth0 issuer is configured.
+	xcfg := buildExchange()
+	if xcfg.Issuer != "" {
+		xcfg.Tenant, xcfg.UIDPolicy, xcfg.Management = icfg.Tenant, impCfg.cfg.UIDPolicy, impCfg.auth0
+		xcfg.ShutdownTimeout = *com.drainPeriod
+		if err := xcfg.Validate(); err != nil {
+			return usageError{err}
+		}
 	}
 	host, portStr, err := net.SplitHostPort(*natsAddr)
 	if err != nil {
@@ -95,6 +105,15 @@ func runDev(ctx context.Context, args []string, e env) error {
 	start("ingest", func(ctx context.Context) error {
 		return serveIngest(ctx, icfg, js, reg, metricsH, tracing, log)
 	})
+	if xcfg.Issuer != "" {
+		start("exchange", func(ctx context.Context) error {
+			fb, err := firebaseAuth(ctx, impCfg)
+			if err != nil {
+				return err
+			}
+			return serveExchange(ctx, xcfg, js, fb, reg, tracing, log)
+		})
+	}
 	if *withImporter {
 		impNC, impJS, err := connectNATS(url, "", "signupsync-dev-importer", log)
 		if err != nil {

@@ -90,10 +90,6 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
-		nc.Close()
-		return err
-	}
 	emulatorHost := e.getenv("FIREBASE_AUTH_EMULATOR_HOST")
 	fb, err := firebaseClient(ctx, *project, *creds, emulatorHost)
 	if err != nil {
@@ -103,13 +99,18 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	if emulatorHost != "" {
 		log.Info("using the Firebase Auth emulator", "host", emulatorHost, "project", *project)
 	}
+	// Serve /healthz at once; /readyz says 503 until the stream exists. The
+	// exchange itself listens once the ledger bucket exists.
 	reg, metricsH := registry()
 	stopMetrics, err := metricsServer(ctx, *metricsAddr, metricsH, streamReady(js), log)
 	if err != nil {
 		nc.Close()
 		return err
 	}
-	serveErr := serveExchange(ctx, cfg, js, fb, reg, tracing, log)
+	serveErr := ensureTopology(ctx, js, com.topology(), log)
+	if serveErr == nil {
+		serveErr = serveExchange(ctx, cfg, js, fb, reg, tracing, log)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
 	defer cancel()
 	return errors.Join(serveErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))

@@ -61,11 +61,12 @@ func waitHealthy(t *testing.T, addr string) {
 }
 
 // TestExchangeImportsOnTheSpotConcurrently: an eligible Auth0 user whom no
-// webhook reported exchanges a token from ten goroutines at once. The
-// exchange (served by serveExchange, as dev runs it) publishes the signup
-// and a real importer imports it through its own code path; every call
-// gets a custom token for the same uid, Firebase holds exactly one account,
-// and the emulator signs in with the token.
+// webhook reported exchanges a token from ten goroutines at once, spread
+// over two exchange replicas (served by serveExchange, as dev runs it). The
+// signup is published and a real importer imports it through its own code
+// path; every call gets a custom token for the same uid, SIGNUPS holds one
+// message, Firebase holds exactly one account, and the emulator signs in
+// with the token.
 func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 	ctx := context.Background()
 	_, js := testenv.StartNATS(t).Connect()
@@ -93,20 +94,27 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 		Identities: []auth0fake.Identity{{Provider: "google-oauth2", Connection: "google-oauth2", UserID: "90001", IsSocial: true}}})
 	iss := exchangetest.NewIssuer(t, exchangeAudience)
 
-	cfg := exchange.DefaultConfig()
-	cfg.Addr = freeAddr(t)
-	cfg.Issuer, cfg.Audience = iss.URL(), exchangeAudience
-	cfg.Management = auth0api.Config{Domain: fake.Domain(), Token: fake.Token(), HTTPClient: fake.Client()}
-	cfg.SubjectBurst = 20
-	cfg.ImportWait = 30 * time.Second // a guard: the importer answers well before
+	// Two replicas, as in production: the in-process de-duplication of one
+	// replica does not help across them; the Nats-Msg-Id and the importer's
+	// idempotency must.
 	logs := &syncBuf{}
-	srvCtx, stopSrv := context.WithCancel(ctx)
-	srvDone := make(chan error, 1)
-	go func() {
-		srvDone <- serveExchange(srvCtx, cfg, js, fb, reg, telemetry.Tracing{}, telemetry.NewLogger(logs, slog.LevelInfo))
-	}()
-	t.Cleanup(func() { stopSrv(); <-srvDone })
-	waitHealthy(t, cfg.Addr)
+	var addrs []string
+	for range 2 {
+		cfg := exchange.DefaultConfig()
+		cfg.Addr = freeAddr(t)
+		cfg.Issuer, cfg.Audience = iss.URL(), exchangeAudience
+		cfg.Management = auth0api.Config{Domain: fake.Domain(), Token: fake.Token(), HTTPClient: fake.Client()}
+		cfg.SubjectBurst = 20
+		cfg.ImportWait = 30 * time.Second // a guard: the importer answers well before
+		srvCtx, stopSrv := context.WithCancel(ctx)
+		srvDone := make(chan error, 1)
+		go func() {
+			srvDone <- serveExchange(srvCtx, cfg, js, fb, prometheus.NewRegistry(), telemetry.Tracing{}, telemetry.NewLogger(logs, slog.LevelInfo))
+		}()
+		t.Cleanup(func() { stopSrv(); <-srvDone })
+		waitHealthy(t, cfg.Addr)
+		addrs = append(addrs, cfg.Addr)
+	}
 
 	token := iss.Token(sub)
 	type result struct {
@@ -120,7 +128,7 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, resp, body := exchangeCall(t, cfg.Addr, token)
+			st, resp, body := exchangeCall(t, addrs[i%2], token)
 			results[i] = result{st, resp, body}
 		}()
 	}
@@ -172,18 +180,18 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 	if id["user_id"] != sub || id["sub"] != sub || id[exchange.ClaimAuth0Sub] != sub {
 		t.Fatalf("ID token claims %v", id)
 	}
-	if n := fake.Requests()[auth0fake.RouteGetUser]; n != 1 {
-		t.Fatalf("%d Management API reads for ten concurrent exchanges, want 1", n)
+	if n := fake.Requests()[auth0fake.RouteGetUser]; n > 2 {
+		t.Fatalf("%d Management API reads for ten concurrent exchanges on two replicas, want at most 2", n)
 	}
 	var audit int
 	for _, line := range strings.Split(logs.String(), "\n") {
-		if strings.Contains(line, `"msg":"session exchange"`) && strings.Contains(line, `"via":"imported"`) &&
-			strings.Contains(line, `"firebase_uid":"google-oauth2|90001"`) {
+		if strings.Contains(line, `"msg":"session exchange"`) && strings.Contains(line, `"result":"ok"`) &&
+			strings.Contains(line, `"auth0_sub":"google-oauth2|90001"`) && strings.Contains(line, `"firebase_uid":"google-oauth2|90001"`) {
 			audit++
 		}
 	}
-	if audit != 10 {
-		t.Fatalf("%d audit lines for the imported exchanges, want 10:\n%s", audit, logs)
+	if audit != 10 || !strings.Contains(logs.String(), `"via":"imported"`) {
+		t.Fatalf("%d audit lines for the exchanges, want 10, at least one via imported:\n%s", audit, logs)
 	}
 	if strings.Contains(logs.String(), token) || strings.Contains(logs.String(), "late.signup@example.com") {
 		t.Fatal("logs carry the token or the email")

@@ -1,0 +1,59 @@
+package exchange
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the exchange role's Prometheus collectors. Methods are safe
+// for concurrent use.
+type Metrics struct {
+	exchanges *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	resolved  *prometheus.CounterVec
+	jwks      *prometheus.CounterVec
+}
+
+// NewMetrics creates the collectors and registers them with reg; a nil reg
+// keeps them unregistered (tests, benchmarks). It fails when reg already
+// holds collectors of the same names.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "requests_total",
+			Help: "Session exchanges by result (ok, missing_token, invalid_token, expired, not_yet_valid, token_too_old, rate_limited, not_migrated, import_pending, unavailable, method_not_allowed, cancelled).",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "duration_seconds",
+			Help:    "Session exchange latency by result.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
+		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "accounts_resolved_total",
+			Help: "Firebase accounts found for an exchange, by where: ledger, firebase_uid, firebase_provider, imported (on the spot).",
+		}, []string{"via"}),
+		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "jwks_fetches_total",
+			Help: "JWKS fetch decisions: ok, error, throttled (unknown kid inside the refresh interval).",
+		}, []string{"result"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.jwks} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register exchange metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) exchange(result string, d time.Duration) {
+	m.exchanges.WithLabelValues(result).Inc()
+	m.duration.WithLabelValues(result).Observe(d.Seconds())
+}
+
+func (m *Metrics) resolvedVia(via string) { m.resolved.WithLabelValues(via).Inc() }
+
+func (m *Metrics) jwksFetch(result string) { m.jwks.WithLabelValues(result).Inc() }
