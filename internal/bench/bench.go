@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -239,7 +240,15 @@ func (b *bench) resetTopology(ctx context.Context) error {
 	for _, s := range []string{events.StreamSignups, events.StreamDeadLetter, "BENCH", "KV_" + events.BucketLedger, "KV_" + events.BucketState} {
 		_ = b.js.DeleteStream(ctx, s)
 	}
-	return events.Ensure(ctx, b.js, events.DefaultTopology())
+	// The server may still be removing the old store: retry briefly.
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = events.Ensure(ctx, b.js, events.DefaultTopology()); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
 
 func eventPayload(i int) *nats.Msg {
@@ -268,8 +277,15 @@ func publishRate(ctx context.Context, js jetstream.JetStream, n int) (float64, e
 	}
 	start := time.Now()
 	for _, m := range msgs {
-		if _, err := js.PublishMsgAsync(m); err != nil {
-			return 0, err
+		for {
+			_, err := js.PublishMsgAsync(m)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				return 0, err
+			}
+			<-js.PublishAsyncComplete() // a slow (fsyncing) server: wait, then go on
 		}
 	}
 	select {
