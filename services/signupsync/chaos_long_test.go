@@ -13,3 +13,10 @@ import (
 func TestChaosLong(t *testing.T) {
 	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true})
 }
+
+// TestChaosClusterLong runs the same faults against a three-node NATS
+// cluster with three-replica streams: instead of the single broker, one node
+// is killed, and later another after the first is back.
+func TestChaosClusterLong(t *testing.T) {
+	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true, cluster: true})
+}

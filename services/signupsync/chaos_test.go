@@ -34,6 +34,9 @@ type chaosPlan struct {
 	brokerKill     bool
 	emulatorOutage time.Duration
 	lateDuplicates bool
+	// cluster runs three nats-servers with R3 streams; the broker fault
+	// then kills one node, and later another after the first is back.
+	cluster bool
 }
 
 // proc is a signupsync role or a nats-server, run as a separate process of
@@ -170,10 +173,36 @@ func (s *chaosSender) send(ctx context.Context, user string, viaEventStream bool
 // outcome, no account exists twice, nothing is pending.
 func runChaos(t *testing.T, plan chaosPlan) {
 	dir := t.TempDir()
-	natsPort, httpAddr := freePort(t), freeAddr(t)
-	natsURL := "nats://127.0.0.1:" + strconv.Itoa(natsPort)
-	broker := newProc(t, "nats-server", []string{"SIGNUPSYNC_TEST_NATS_PORT=" + strconv.Itoa(natsPort), "SIGNUPSYNC_TEST_NATS_STORE=" + filepath.Join(dir, "js")})
-	broker.start()
+	httpAddr := freeAddr(t)
+	nodes := 1
+	if plan.cluster {
+		nodes = 3
+	}
+	var urls, routes []string
+	var clientPorts, routePorts []int
+	for i := 0; i < nodes; i++ {
+		clientPorts = append(clientPorts, freePort(t))
+		routePorts = append(routePorts, freePort(t))
+		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(clientPorts[i]))
+		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(routePorts[i]))
+	}
+	natsURL := strings.Join(urls, ",")
+	var brokers []*proc
+	for i := 0; i < nodes; i++ {
+		env := []string{"SIGNUPSYNC_TEST_NATS_PORT=" + strconv.Itoa(clientPorts[i]), "SIGNUPSYNC_TEST_NATS_STORE=" + filepath.Join(dir, fmt.Sprintf("js%d", i))}
+		if plan.cluster {
+			env = append(env, "SIGNUPSYNC_TEST_NATS_CLUSTER_PORT="+strconv.Itoa(routePorts[i]), fmt.Sprintf("SIGNUPSYNC_TEST_NATS_NAME=n%d", i+1),
+				"SIGNUPSYNC_TEST_NATS_ROUTES="+strings.Join(routes, ","))
+		}
+		b := newProc(t, fmt.Sprintf("nats-server-%d", i+1), env)
+		b.start()
+		brokers = append(brokers, b)
+	}
+	broker := brokers[0]
+	replicas := "1"
+	if plan.cluster {
+		replicas = "3"
+	}
 
 	emu, err := testenv.NewEmulator(t.TempDir())
 	if err != nil {
@@ -184,7 +213,7 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	}
 	t.Cleanup(func() { _ = emu.Stop() })
 
-	common := []string{"SIGNUPSYNC_TEST_MAIN=1", "SIGNUPSYNC_NATS_URL=" + natsURL, "SIGNUPSYNC_DUPLICATE_WINDOW=2s", "SIGNUPSYNC_LOG_LEVEL=info"}
+	common := []string{"SIGNUPSYNC_TEST_MAIN=1", "SIGNUPSYNC_NATS_URL=" + natsURL, "SIGNUPSYNC_DUPLICATE_WINDOW=2s", "SIGNUPSYNC_LOG_LEVEL=info", "SIGNUPSYNC_STREAM_REPLICAS=" + replicas}
 	ing := newProc(t, "ingest", append(common, "SIGNUPSYNC_HTTP_ADDR="+httpAddr, "SIGNUPSYNC_ACTION_SECRETS="+devSecret,
 		"SIGNUPSYNC_EVENT_STREAM_TOKEN=chaos-es-token", "SIGNUPSYNC_PUBLISH_TIMEOUT=1s"), "ingest")
 	imp := newProc(t, "importer", append(common, "FIREBASE_AUTH_EMULATOR_HOST="+emu.Host, "SIGNUPSYNC_FIREBASE_PROJECT="+emu.Project,
@@ -233,7 +262,20 @@ func runChaos(t *testing.T, plan chaosPlan) {
 			imp.start()
 			log = append(log, fmt.Sprintf("importer SIGKILL #%d at %s, down %s", k, t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
 		}
-		if plan.brokerKill {
+		if plan.brokerKill && plan.cluster {
+			// One node, then another after the first is back: R3 keeps a
+			// quorum throughout, so ingest keeps accepting.
+			wait(at(plan.importerKills + 1))
+			for _, k := range []int{1, 2} {
+				t0 := time.Now()
+				brokers[k].kill()
+				time.Sleep(3 * time.Second)
+				brokers[k].start()
+				log = append(log, fmt.Sprintf("nats-server n%d SIGKILL at %s, down %s", k+1, t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
+				time.Sleep(3 * time.Second)
+			}
+		}
+		if plan.brokerKill && !plan.cluster {
 			wait(at(plan.importerKills + 1))
 			broker.kill()
 			brokerDown.from = time.Now()

@@ -234,7 +234,14 @@ func runNATSServer(port, store string) int {
 	if err != nil {
 		return 2
 	}
-	ns, err := natsembed.Start(natsembed.Options{Port: p, StoreDir: store, ReadyTimeout: 30 * time.Second})
+	o := natsembed.Options{Port: p, StoreDir: store, ReadyTimeout: 30 * time.Second}
+	if cp := os.Getenv("SIGNUPSYNC_TEST_NATS_CLUSTER_PORT"); cp != "" {
+		o.ClusterPort, _ = strconv.Atoi(cp)
+		o.ClusterName = "chaos"
+		o.ServerName = os.Getenv("SIGNUPSYNC_TEST_NATS_NAME")
+		o.Routes = strings.Split(os.Getenv("SIGNUPSYNC_TEST_NATS_ROUTES"), ",")
+	}
+	ns, err := natsembed.Start(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
