@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/httpserve"
 )
 
 // Claims the minted custom token carries. They become claims of the
@@ -243,22 +244,9 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	s.log.InfoContext(ctx, "exchange listening", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer)
-	select {
-	case err := <-errc:
-		return fmt.Errorf("exchange server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	if err != nil {
-		return fmt.Errorf("exchange shutdown: %w", err)
+	if err := httpserve.Serve(ctx, srv, ln, s.cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("exchange: %w", err)
 	}
 	s.log.InfoContext(ctx, "exchange stopped")
 	return nil
@@ -266,10 +254,5 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 
 // Listen opens the TCP listener of addr.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	return ln, nil
+	return httpserve.Listen(ctx, addr)
 }
