@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,23 +27,6 @@ import (
 	"github.com/signupsync/signupsync/services/telemetry"
 )
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one exchange service wired to an embedded JetStream, the Firebase
 // Auth emulator (a project of its own), the Auth0 fake and a JWKS issuer.
 type env struct {
@@ -57,7 +39,7 @@ type env struct {
 	project string
 	auth0   *auth0fake.Server
 	srv     *httptest.Server
-	logs    *syncBuf
+	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	spans   *tracetest.InMemoryExporter
 	tp      *sdktrace.TracerProvider
@@ -74,7 +56,7 @@ func testConfig(iss *exchangetest.Issuer, fake *auth0fake.Server) exchange.Confi
 func newEnv(t testing.TB, configure func(*exchange.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, clk: newClock(), iss: exchangetest.NewIssuer(t, audience), auth0: auth0fake.New(t), logs: &syncBuf{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, clk: newClock(), iss: exchangetest.NewIssuer(t, audience), auth0: auth0fake.New(t), logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
 	_, e.js = testenv.StartNATS(t).Connect()
 	testenv.Ensure(t, e.js)
 	kv, err := e.js.KeyValue(ctx, events.BucketLedger)

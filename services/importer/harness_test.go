@@ -1,13 +1,10 @@
 package importer
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +26,7 @@ type env struct {
 	project string
 	cfg     Config
 	deps    Deps
-	logs    *lockedBuffer
+	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 }
 
@@ -46,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	cfg.BatchWindow = 20 * time.Millisecond
 	cfg.DeferDelay = 20 * time.Millisecond
 	cfg.BreakerOpenFor = 200 * time.Millisecond
-	e := &env{t: t, nats: n, js: js, project: project, cfg: cfg, logs: &lockedBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, nats: n, js: js, project: project, cfg: cfg, logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
 	e.fb = testenv.FirebaseAuth(t, project)
 	e.deps = Deps{JetStream: js, Accounts: e.fb, Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	return e
@@ -105,15 +102,7 @@ func (e *env) publishRaw(subject string, data []byte) {
 // idle waits until the consumer has nothing pending or unacknowledged.
 func (e *env) idle() {
 	e.t.Helper()
-	ctx := context.Background()
-	testenv.Eventually(e.t, "the consumer to drain", func() bool {
-		c, err := e.js.Consumer(ctx, events.StreamSignups, events.ConsumerImporter)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
-	})
+	testenv.WaitDrained(e.t, e.js)
 }
 
 func (e *env) entry(userID string) events.LedgerEntry {
@@ -180,22 +169,3 @@ func social(provider, raw, email string) events.SignupData {
 		Identities: []events.Identity{{Provider: provider, Connection: provider, UserID: raw, IsSocial: true}},
 	}
 }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-var _ io.Writer = (*lockedBuffer)(nil)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +31,7 @@ type harness struct {
 	nats *testenv.NATS
 	js   jetstream.JetStream
 	srv  *httptest.Server
-	logs *bytes.Buffer
+	logs *testenv.Buffer
 }
 
 func newHarness(t *testing.T) *harness {
@@ -51,8 +50,8 @@ func newHarness(t *testing.T) *harness {
 	cfg.LogStreamTokens = []string{logToken}
 	cfg.Tenant = "acme"
 	cfg.PublishTimeout = 500 * time.Millisecond
-	logs := &bytes.Buffer{}
-	svc, err := New(cfg, Deps{Publisher: js, Schemas: set, Logger: slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, nil))})
+	logs := &testenv.Buffer{}
+	svc, err := New(cfg, Deps{Publisher: js, Schemas: set, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,16 +376,4 @@ func TestHealthAndReadiness(t *testing.T) {
 			t.Fatalf("%s: %d", p, res.status)
 		}
 	}
-}
-
-// syncWriter serialises writes from concurrent handlers.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

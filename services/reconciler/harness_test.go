@@ -1,7 +1,6 @@
 package reconciler_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,7 +32,7 @@ type env struct {
 	srv  *auth0fake.Server
 	api  *auth0api.Client
 	js   jetstream.JetStream
-	logs *lockedBuffer
+	logs *testenv.Buffer
 
 	mu     sync.Mutex
 	now    time.Time
@@ -50,7 +49,7 @@ func newEnv(t *testing.T, opts ...auth0fake.Option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, api: api, js: js, logs: &lockedBuffer{}, now: base.Add(2 * time.Hour)}
+	return &env{t: t, srv: srv, api: api, js: js, logs: &testenv.Buffer{}, now: base.Add(2 * time.Hour)}
 }
 
 func (e *env) clock() time.Time {
@@ -245,21 +244,4 @@ func (e *env) noPII() {
 	if s := e.logs.String(); strings.Contains(s, "@example.com") {
 		e.t.Errorf("logs carry an email:\n%s", s)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

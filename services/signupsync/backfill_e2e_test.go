@@ -75,7 +75,7 @@ func TestBackfillIntoFirebase(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = imp.Run(runCtx) }()
 	defer func() { stop(); <-done }()
-	waitDrained(t, js)
+	testenv.WaitDrained(t, js)
 	elapsed := time.Since(start)
 
 	if counts.Malformed != int64(truth.Malformed) || counts.Lines != int64(truth.Lines) {
@@ -108,7 +108,7 @@ func TestBackfillIntoFirebase(t *testing.T) {
 	if _, err := backfill.Run(ctx, bcfg, backfill.Deps{Publisher: js, State: state, Logger: quiet}); err != nil {
 		t.Fatal(err)
 	}
-	waitDrained(t, js)
+	testenv.WaitDrained(t, js)
 	again := ledgerOutcomes(t, js)
 	for k, v := range outcomes {
 		if again[k] != v {
@@ -137,19 +137,6 @@ func rawImportRate(t *testing.T, fb *auth.Client, n int) float64 {
 		}
 	}
 	return float64(n) / time.Since(start).Seconds()
-}
-
-func waitDrained(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	ctx := context.Background()
-	testenv.Eventually(t, "the importer to drain the stream", func() bool {
-		c, err := js.Consumer(ctx, events.StreamSignups, events.ConsumerImporter)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
 }
 
 func ledgerOutcomes(t *testing.T, js jetstream.JetStream) map[string]int {

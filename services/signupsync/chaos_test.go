@@ -173,7 +173,7 @@ func (s *chaosSender) send(ctx context.Context, user string, viaEventStream bool
 // outcome, no account exists twice, nothing is pending.
 func runChaos(t *testing.T, plan chaosPlan) {
 	dir := t.TempDir()
-	httpAddr := freeAddr(t)
+	httpAddr := testenv.FreeAddr(t)
 	nodes := 1
 	if plan.cluster {
 		nodes = 3
@@ -181,8 +181,8 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	var urls, routes []string
 	var clientPorts, routePorts []int
 	for i := 0; i < nodes; i++ {
-		clientPorts = append(clientPorts, freePort(t))
-		routePorts = append(routePorts, freePort(t))
+		clientPorts = append(clientPorts, testenv.FreePort(t))
+		routePorts = append(routePorts, testenv.FreePort(t))
 		urls = append(urls, "nats://127.0.0.1:"+strconv.Itoa(clientPorts[i]))
 		routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(routePorts[i]))
 	}
@@ -218,7 +218,7 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		"SIGNUPSYNC_EVENT_STREAM_TOKEN=chaos-es-token", "SIGNUPSYNC_PUBLISH_TIMEOUT=1s"), "ingest")
 	imp := newProc(t, "importer", append(common, "FIREBASE_AUTH_EMULATOR_HOST="+emu.Host, "SIGNUPSYNC_FIREBASE_PROJECT="+emu.Project,
 		"SIGNUPSYNC_ACK_WAIT=5s", "SIGNUPSYNC_BATCH_WINDOW=20ms", "SIGNUPSYNC_BREAKER_OPEN_FOR=1s", "SIGNUPSYNC_FIREBASE_TIMEOUT=3s",
-		"SIGNUPSYNC_METRICS_ADDR="+freeAddr(t)), "importer")
+		"SIGNUPSYNC_METRICS_ADDR="+testenv.FreeAddr(t)), "importer")
 	ing.start()
 	imp.start()
 	sender := &chaosSender{url: "http://" + httpAddr, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]int{}, statuses: map[int]int{}}
@@ -356,7 +356,7 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	waitDrainedLong(t, js)
+	testenv.WaitDrained(t, js)
 	t.Setenv(testenv.EmulatorHostEnv, emu.Host)
 	fb := testenv.FirebaseAuth(t, emu.Project)
 	tally := reconcileChaos(t, js, fb, users, sender)
@@ -369,25 +369,6 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		if bytes.Contains(b, []byte("@example.com")) || bytes.Contains(b, []byte(devSecret)) {
 			t.Errorf("%s logs contain an email address or the secret", p.name)
 		}
-	}
-}
-
-func waitDrainedLong(t *testing.T, js jetstream.JetStream) {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		c, err := js.Consumer(ctx, events.StreamSignups, events.ConsumerImporter)
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the importer did not drain the stream")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

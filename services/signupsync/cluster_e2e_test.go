@@ -24,8 +24,8 @@ import (
 func TestThreeNodeCluster(t *testing.T) {
 	var clientPorts, routePorts []int
 	for range 3 {
-		clientPorts = append(clientPorts, freePort(t))
-		routePorts = append(routePorts, freePort(t))
+		clientPorts = append(clientPorts, testenv.FreePort(t))
+		routePorts = append(routePorts, testenv.FreePort(t))
 	}
 	var routes []string
 	for _, p := range routePorts {
@@ -105,11 +105,4 @@ func mustStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 		t.Fatal(err)
 	}
 	return st
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	_, p, _ := strings.Cut(freeAddr(t), ":")
-	n, _ := strconv.Atoi(p)
-	return n
 }

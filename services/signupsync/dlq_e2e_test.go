@@ -65,7 +65,7 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 		return err == nil && len(dls) == 1
 	})
 	vars := map[string]string{"SIGNUPSYNC_NATS_URL": nats.URL}
-	out := &syncBuf{}
+	out := &testenv.Buffer{}
 	if err := run(ctx, []string{"dlq", "list"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), events.ReasonMaxDeliveries) {
 		t.Fatalf("dlq list: %v\n%s", err, out)
 	}
@@ -76,7 +76,7 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	if err := run(ctx, []string{"dlq", "replay", "--all", "--user", user}, envFrom(vars), out, out); exitCode(err) != 2 {
 		t.Fatalf("contradictory selection: %v", err)
 	}
-	out = &syncBuf{}
+	out = &testenv.Buffer{}
 	if err := run(ctx, []string{"dlq", "replay", "--user", user}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "dry run") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
@@ -85,7 +85,7 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	}
 
 	// Auth0 is healthy again (the three forced failures are spent): replay.
-	out = &syncBuf{}
+	out = &testenv.Buffer{}
 	if err := run(ctx, []string{"dlq", "replay", "--user", user, "--yes"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "replayed 1 of 1") {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}

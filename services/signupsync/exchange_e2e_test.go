@@ -97,11 +97,11 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 	// Two replicas, as in production: the in-process de-duplication of one
 	// replica does not help across them; the Nats-Msg-Id and the importer's
 	// idempotency must.
-	logs := &syncBuf{}
+	logs := &testenv.Buffer{}
 	var addrs []string
 	for range 2 {
 		cfg := exchange.DefaultConfig()
-		cfg.Addr = freeAddr(t)
+		cfg.Addr = testenv.FreeAddr(t)
 		cfg.Issuer, cfg.Audience = iss.URL(), exchangeAudience
 		cfg.Management = auth0api.Config{Domain: fake.Domain(), Token: fake.Token(), HTTPClient: fake.Client()}
 		cfg.SubjectBurst = 20
@@ -210,7 +210,7 @@ func TestExchangeCommand(t *testing.T) {
 		t.Fatalf("import: %v %+v", err, res)
 	}
 	iss := exchangetest.NewIssuer(t, exchangeAudience)
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	vars := map[string]string{
 		"SIGNUPSYNC_NATS_URL":         nats.URL,
 		"SIGNUPSYNC_EXCHANGE_ADDR":    addr,
@@ -224,9 +224,9 @@ func TestExchangeCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &syncBuf{}
+	stderr := &testenv.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"exchange"}, envFrom(vars), &syncBuf{}, stderr) }()
+	go func() { done <- run(ctx, []string{"exchange"}, envFrom(vars), &testenv.Buffer{}, stderr) }()
 	waitHealthy(t, addr)
 
 	token := iss.Token(sub)
@@ -302,7 +302,7 @@ func TestExchangeUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), append([]string{"exchange"}, tt.args...), envFrom(tt.env), &syncBuf{}, &syncBuf{})
+			err := run(context.Background(), append([]string{"exchange"}, tt.args...), envFrom(tt.env), &testenv.Buffer{}, &testenv.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}

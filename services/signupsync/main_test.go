@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/signupsync/signupsync/internal/natsembed"
@@ -35,33 +33,6 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.RunWithEmulator(m))
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func envFrom(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
@@ -72,7 +43,7 @@ const devSecret = "whsec_c2lnbnVwc3luYy10ZXN0LXNlY3JldC0xMjM0"
 // emulator, `sample` posting a signed Action webhook, `status` reading the
 // outcome, then a graceful stop.
 func TestDevEndToEnd(t *testing.T) {
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	project := testenv.ProjectID(t)
 	vars := map[string]string{
 		"SIGNUPSYNC_HTTP_ADDR":        httpAddr,
@@ -86,9 +57,9 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stderr := &syncBuf{}
+	stderr := &testenv.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &syncBuf{}, stderr) }()
+	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, stderr) }()
 	testenv.Eventually(t, "dev to be ready", func() bool {
 		res, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
@@ -98,7 +69,7 @@ func TestDevEndToEnd(t *testing.T) {
 		return res.StatusCode == http.StatusOK
 	})
 
-	out := &syncBuf{}
+	out := &testenv.Buffer{}
 	if err := run(ctx, []string{"sample", "--url", "http://" + httpAddr, "--user-id", "github|777"}, envFrom(vars), out, out); err != nil {
 		t.Fatalf("sample: %v\n%s", err, out)
 	}
@@ -107,8 +78,8 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	var le events.LedgerEntry
 	testenv.Eventually(t, "the signup to be imported", func() bool {
-		o := &syncBuf{}
-		if err := run(ctx, []string{"status", "--json", "github|777"}, envFrom(vars), o, &syncBuf{}); err != nil {
+		o := &testenv.Buffer{}
+		if err := run(ctx, []string{"status", "--json", "github|777"}, envFrom(vars), o, &testenv.Buffer{}); err != nil {
 			return false
 		}
 		return json.Unmarshal([]byte(o.String()), &le) == nil && le.Outcome == events.OutcomeImported
@@ -158,14 +129,14 @@ func TestDevEndToEnd(t *testing.T) {
 }
 
 func TestStatusUnknownUser(t *testing.T) {
-	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	httpAddr, natsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	vars := map[string]string{
 		"SIGNUPSYNC_HTTP_ADDR": httpAddr, "SIGNUPSYNC_DEV_NATS_ADDR": natsAddr, "SIGNUPSYNC_DATA_DIR": t.TempDir(),
 		"SIGNUPSYNC_ACTION_SECRETS": devSecret, "SIGNUPSYNC_DEV_IMPORTER": "false", "SIGNUPSYNC_NATS_URL": "nats://" + natsAddr,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &syncBuf{}, &syncBuf{}) }()
+	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, &testenv.Buffer{}) }()
 	defer func() { cancel(); <-done }()
 	testenv.Eventually(t, "dev to be ready", func() bool {
 		res, err := http.Get("http://" + httpAddr + "/readyz")
@@ -175,7 +146,7 @@ func TestStatusUnknownUser(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
-	err := run(ctx, []string{"status", "nobody|1"}, envFrom(vars), &syncBuf{}, &syncBuf{})
+	err := run(ctx, []string{"status", "nobody|1"}, envFrom(vars), &testenv.Buffer{}, &testenv.Buffer{})
 	if exitCode(err) != 3 {
 		t.Fatalf("status of an unknown user: %v (exit %d), want exit 3", err, exitCode(err))
 	}
@@ -201,7 +172,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, envFrom(tt.env), &syncBuf{}, &syncBuf{})
+			err := run(context.Background(), tt.args, envFrom(tt.env), &testenv.Buffer{}, &testenv.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
@@ -214,7 +185,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	out := &syncBuf{}
+	out := &testenv.Buffer{}
 	if err := run(context.Background(), []string{"version"}, envFrom(nil), out, out); err != nil || !strings.HasPrefix(out.String(), "signupsync ") {
 		t.Fatalf("version: %q %v", out, err)
 	}

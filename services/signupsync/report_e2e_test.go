@@ -53,15 +53,15 @@ func TestReportGatesCutover(t *testing.T) {
 		"SIGNUPSYNC_NATS_URL": nats.URL, "SIGNUPSYNC_FIREBASE_PROJECT": project,
 		"FIREBASE_AUTH_EMULATOR_HOST": testenv.SharedEmulator(t).Host,
 	}
-	out := &syncBuf{}
+	out := &testenv.Buffer{}
 	if err := run(ctx, []string{"backfill", "--file", file}, envFrom(vars), out, out); err != nil {
 		t.Fatalf("backfill: %v\n%s", err, out)
 	}
-	waitDrained(t, js)
+	testenv.WaitDrained(t, js)
 
 	report := func(args ...string) (operator.Report, error) {
-		o := &syncBuf{}
-		err := run(ctx, append([]string{"report", "--format", "json", "--out", filepath.Join(dir, "csv")}, args...), envFrom(vars), o, &syncBuf{})
+		o := &testenv.Buffer{}
+		err := run(ctx, append([]string{"report", "--format", "json", "--out", filepath.Join(dir, "csv")}, args...), envFrom(vars), o, &testenv.Buffer{})
 		var rep operator.Report
 		if jerr := json.Unmarshal([]byte(o.String()), &rep); jerr != nil {
 			t.Fatalf("report output: %v\n%s", jerr, o)

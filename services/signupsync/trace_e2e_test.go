@@ -77,7 +77,7 @@ func startPipelineJS(t *testing.T, js jetstream.JetStream) *pipeline {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = imp.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	return &pipeline{srv: srv, spans: spans, tp: tp, reg: reg, project: project, waitIdle: func() { waitDrained(t, js) }}
+	return &pipeline{srv: srv, spans: spans, tp: tp, reg: reg, project: project, waitIdle: func() { testenv.WaitDrained(t, js) }}
 }
 
 // postAction sends a signed Action webhook carrying traceparent.
