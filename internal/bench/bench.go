@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -739,7 +740,7 @@ func writeExport(path string, n int) int {
 		return 0
 	}
 	defer f.Close()
-	zw := newGzip(f)
+	zw := gzip.NewWriter(f)
 	defer zw.Close()
 	bw := bufio.NewWriterSize(zw, 1<<20)
 	defer bw.Flush()

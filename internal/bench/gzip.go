@@ -1,8 +1,0 @@
-package main
-
-import (
-	"compress/gzip"
-	"io"
-)
-
-func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
