@@ -237,6 +237,8 @@ type item struct {
 	data events.SignupData
 	elig events.Eligibility
 	uid  string
+	// ids are the Firebase look-up identifiers, computed once.
+	ids  []auth.UserIdentifier
 	dups []*item
 
 	decision decision
@@ -482,7 +484,10 @@ func (im *Importer) lookup(ctx context.Context, cands []*item) *index {
 	var cur []*item
 	n := 0
 	for _, c := range cands {
-		k := len(identifiers(c))
+		if c.ids == nil {
+			c.ids = identifiers(c)
+		}
+		k := len(c.ids)
 		if n+k > 100 {
 			chunks = append(chunks, cur)
 			cur, n = nil, 0
@@ -498,7 +503,7 @@ func (im *Importer) lookup(ctx context.Context, cands []*item) *index {
 	get = func(chunk []*item) {
 		var ids []auth.UserIdentifier
 		for _, c := range chunk {
-			ids = append(ids, identifiers(c)...)
+			ids = append(ids, c.ids...)
 		}
 		var res *auth.GetUsersResult
 		err := im.firebase(ctx, "GetUsers", func(ctx context.Context) error {
