@@ -141,7 +141,7 @@ func TestDelayFollowsBackOff(t *testing.T) {
 		t.Fatalf("delays %v %v %v", d.Delay(1), d.Delay(2), d.Delay(100))
 	}
 	cfg := d.ConsumerConfig()
-	if cfg.MaxDeliver != d.MaxDeliver || cfg.AckWait != d.AckWait || cfg.FilterSubject != events.SubjectAll || cfg.Durable != events.ConsumerImporter {
+	if cfg.MaxDeliver != -1 || cfg.AckWait != d.AckWait || cfg.FilterSubject != events.SubjectAll || cfg.Durable != events.ConsumerImporter {
 		t.Fatalf("consumer config %+v", cfg)
 	}
 }

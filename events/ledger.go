@@ -30,6 +30,31 @@ func Outcomes() []Outcome {
 // later copy of the signup needs no work.
 func (o Outcome) Final() bool { return o == OutcomeImported || o == OutcomeAlreadyPresent }
 
+// Decided reports whether the outcome is a decision about the person that a
+// later copy of the signup must not overturn: imported, already_present,
+// skipped or conflict. dead_lettered is not: a replay may still import.
+func (o Outcome) Decided() bool {
+	return o.Final() || o == OutcomeSkipped || o == OutcomeConflict
+}
+
+// SupersededBy reports whether a ledger entry whose outcome is o takes next
+// as its new outcome. A decided outcome is never downgraded: an entry that
+// says Firebase holds the person keeps it, and skipped or conflict give way
+// only to an outcome that says Firebase now holds the person (an operator
+// resolved the conflict and replayed it). A later copy that does not
+// supersede is recorded as seen (sources, deliveries, last seen) only.
+func (o Outcome) SupersededBy(next Outcome) bool {
+	switch {
+	case o == "":
+		return true
+	case o.Final():
+		return false
+	case o.Decided():
+		return next.Final()
+	}
+	return true
+}
+
 // Reasons qualify an outcome. Skip reasons say why a signup is not imported
 // by this pipeline; the others explain the remaining outcomes.
 const (

@@ -16,6 +16,7 @@ const (
 	BucketLedger     = "SIGNUPS_LEDGER"
 	BucketState      = "SIGNUPSYNC_STATE"
 	ConsumerImporter = "importer"
+	// BucketClaims ([ClaimKeys]) is declared with the claim contract.
 )
 
 // Defaults of the topology. See the package documentation for the window.
@@ -36,12 +37,15 @@ type Topology struct {
 	SignupMaxAge time.Duration
 	// Storage is file storage in production; tests may use memory.
 	Storage jetstream.StorageType
+	// ClaimTTL is how long an import claim lives (see [ClaimKeys]); it must
+	// exceed the importer's AckWait.
+	ClaimTTL time.Duration
 }
 
 // DefaultTopology is one replica, file storage, a 10-minute duplicate window
 // and 30 days of retention.
 func DefaultTopology() Topology {
-	return Topology{Replicas: 1, DuplicateWindow: DefaultDuplicateWindow, SignupMaxAge: DefaultSignupMaxAge, Storage: jetstream.FileStorage}
+	return Topology{Replicas: 1, DuplicateWindow: DefaultDuplicateWindow, SignupMaxAge: DefaultSignupMaxAge, Storage: jetstream.FileStorage, ClaimTTL: DefaultClaimTTL}
 }
 
 // Validate reports an unusable topology.
@@ -52,6 +56,9 @@ func (t Topology) Validate() error {
 	}
 	if t.DuplicateWindow <= 0 {
 		errs = append(errs, errors.New("duplicate window must be positive"))
+	}
+	if t.ClaimTTL < time.Second {
+		errs = append(errs, fmt.Errorf("claim ttl %s: must be at least 1s", t.ClaimTTL))
 	}
 	if t.SignupMaxAge > 0 && t.SignupMaxAge < t.DuplicateWindow {
 		errs = append(errs, errors.New("signup max age must not be shorter than the duplicate window"))
@@ -101,6 +108,19 @@ func (t Topology) LedgerBucket() jetstream.KeyValueConfig {
 	}
 }
 
+// ClaimBucket is SIGNUPS_CLAIMS: the import claims of [ClaimKeys], each
+// expiring ClaimTTL after it was written.
+func (t Topology) ClaimBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      BucketClaims,
+		Description: "Import claims on Firebase uids, provider identities and emails",
+		History:     1,
+		TTL:         t.ClaimTTL,
+		Storage:     t.Storage,
+		Replicas:    t.Replicas,
+	}
+}
+
 // StateBucket holds checkpoints (reconcile sweeps, backfills).
 func (t Topology) StateBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
@@ -123,7 +143,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
-	for _, cfg := range []jetstream.KeyValueConfig{t.LedgerBucket(), t.StateBucket()} {
+	for _, cfg := range []jetstream.KeyValueConfig{t.LedgerBucket(), t.StateBucket(), t.ClaimBucket()} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
@@ -149,8 +169,12 @@ func DefaultBackOff() []time.Duration { return append([]time.Duration(nil), defa
 
 // Delivery configures the importer's durable pull consumer.
 type Delivery struct {
-	Durable       string
-	AckWait       time.Duration
+	Durable string
+	AckWait time.Duration
+	// MaxDeliver is the importer's own limit: a signup that failed
+	// transiently on its MaxDeliver-th delivery is dead-lettered. The
+	// server-side MaxDeliver of the consumer is unlimited (see
+	// [Delivery.ConsumerConfig]).
 	MaxDeliver    int
 	MaxAckPending int
 	BackOff       []time.Duration
@@ -188,6 +212,16 @@ func (d Delivery) Validate() error {
 }
 
 // ConsumerConfig is the durable pull consumer the importer replicas share.
+//
+// Its server-side MaxDeliver is unlimited (-1), on purpose: the server stops
+// delivering a message that reached MaxDeliver and records nothing, so a
+// signup whose last delivery could not be dead-lettered (the dead-letter
+// stream unavailable, the importer killed) would stay in the stream with no
+// outcome. The importer enforces d.MaxDeliver itself and dead-letters at
+// that delivery; if the dead letter cannot be written it naks, and the
+// server delivers again until it can. A consumer someone configured with a
+// finite MaxDeliver is caught by the importer's backstop on the server's
+// MAX_DELIVERIES advisory.
 func (d Delivery) ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       d.Durable,
@@ -195,7 +229,7 @@ func (d Delivery) ConsumerConfig() jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       d.AckWait,
-		MaxDeliver:    d.MaxDeliver,
+		MaxDeliver:    -1,
 		MaxAckPending: d.MaxAckPending,
 		FilterSubject: SubjectAll,
 	}

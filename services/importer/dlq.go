@@ -22,8 +22,24 @@ const maxErrorHeader = 1024
 // sequence, so a crash between this publish and the Term of the original
 // cannot leave two dead letters.
 func deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string, cause error, now time.Time) error {
-	out := &nats.Msg{Subject: events.DLQSubject(msg.Subject()), Data: msg.Data(), Header: nats.Header{}}
-	for k, v := range msg.Headers() {
+	var from *dlqOrigin
+	if meta != nil {
+		from = &dlqOrigin{stream: meta.Stream, seq: meta.Sequence.Stream, deliveries: meta.NumDelivered, published: meta.Timestamp}
+	}
+	return publishDeadLetter(ctx, js, msg.Subject(), msg.Data(), nats.Header(msg.Headers()), from, reason, cause, now)
+}
+
+// dlqOrigin is where a dead letter's original message was.
+type dlqOrigin struct {
+	stream     string
+	seq        uint64
+	deliveries uint64
+	published  time.Time
+}
+
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, data []byte, hdr nats.Header, from *dlqOrigin, reason string, cause error, now time.Time) error {
+	out := &nats.Msg{Subject: events.DLQSubject(subject), Data: data, Header: nats.Header{}}
+	for k, v := range hdr {
 		if k == events.HeaderMsgID {
 			out.Header.Set(events.HeaderDLQMsgID, v[0])
 			continue
@@ -40,19 +56,15 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, msg jetstream.Msg, 
 	out.Header.Set(events.HeaderDLQReason, reason)
 	out.Header.Set(events.HeaderDLQError, errText)
 	out.Header.Set(events.HeaderDLQFailedAt, events.FormatTime(now))
-	var id string
-	if meta != nil {
-		out.Header.Set(events.HeaderDLQStream, meta.Stream)
-		out.Header.Set(events.HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
-		out.Header.Set(events.HeaderDLQDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
-		out.Header.Set(events.HeaderDLQFirstPublished, events.FormatTime(meta.Timestamp))
-		id = "dlq-" + meta.Stream + "-" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	}
-	out.Header.Set(events.HeaderDLQSubject, msg.Subject())
 	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(events.StreamDeadLetter)}
-	if id != "" {
-		opts = append(opts, jetstream.WithMsgID(id))
+	if from != nil {
+		out.Header.Set(events.HeaderDLQStream, from.stream)
+		out.Header.Set(events.HeaderDLQSequence, strconv.FormatUint(from.seq, 10))
+		out.Header.Set(events.HeaderDLQDeliveries, strconv.FormatUint(from.deliveries, 10))
+		out.Header.Set(events.HeaderDLQFirstPublished, events.FormatTime(from.published))
+		opts = append(opts, jetstream.WithMsgID("dlq-"+from.stream+"-"+strconv.FormatUint(from.seq, 10)))
 	}
+	out.Header.Set(events.HeaderDLQSubject, subject)
 	if _, err := js.PublishMsg(ctx, out, opts...); err != nil {
 		return transient(fmt.Errorf("publish dead letter: %w", err), 0)
 	}

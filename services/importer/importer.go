@@ -68,6 +68,8 @@ type Importer struct {
 	js        jetstream.JetStream
 	cons      jetstream.Consumer
 	ledger    *ledger
+	claims    jetstream.KeyValue
+	claimTTL  time.Duration
 	accounts  Accounts
 	enricher  Enricher
 	log       *slog.Logger
@@ -78,7 +80,6 @@ type Importer struct {
 	providers map[string]string
 	now       func() time.Time
 	probing   sync.Mutex
-	importMu  sync.Mutex
 }
 
 // New checks cfg, creates or updates the durable consumer and opens the
@@ -119,7 +120,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger bucket: %w", err)
 	}
-	im.cons, im.ledger = cons, &ledger{kv: kv}
+	claims, err := deps.JetStream.KeyValue(ctx, events.BucketClaims)
+	if err != nil {
+		return nil, fmt.Errorf("claims bucket: %w", err)
+	}
+	st, err := claims.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("claims bucket: %w", err)
+	}
+	if st.TTL() <= cfg.Delivery.AckWait {
+		return nil, fmt.Errorf("claims bucket %s: its TTL %s must exceed --ack-wait %s (a live import must never lose its claim)", events.BucketClaims, st.TTL(), cfg.Delivery.AckWait)
+	}
+	im.cons, im.ledger, im.claims, im.claimTTL = cons, &ledger{kv: kv}, claims, st.TTL()
 	im.guard = newGuard(cfg, deps.Logger, im.metrics)
 	if deps.Registerer != nil {
 		if err := deps.Registerer.Register(newLagCollector(deps.JetStream, cons)); err != nil {
@@ -134,6 +146,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 // and returns. It returns nil on a clean stop.
 func (im *Importer) Run(ctx context.Context) error {
 	im.log.InfoContext(ctx, "importer running", "workers", im.cfg.Workers, "batch_size", im.cfg.BatchSize, "batch_window", im.cfg.BatchWindow)
+	sub, err := im.startBackstop(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
 	var wg sync.WaitGroup
 	for range im.cfg.Workers {
 		wg.Add(1)
@@ -240,6 +257,8 @@ type item struct {
 	// ids are the Firebase look-up identifiers, computed once.
 	ids  []auth.UserIdentifier
 	dups []*item
+	// claims are the claim keys this attempt holds (claim.go).
+	claims []heldClaim
 
 	decision decision
 	outcome  events.Outcome
@@ -306,19 +325,19 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		it.uid = im.cfg.UIDPolicy.FirebaseUID(it.data.UserID)
 		cands = append(cands, it)
 	}
-	// Look-up and import run one batch at a time per process: two batches
-	// in flight could each find an email free and both import it (the
-	// emulator refuses the second; production Firebase would hold two
-	// accounts with one email). Fetching, ledger reads, enrichment and
-	// settling still overlap across workers.
-	im.importMu.Lock()
+	// Claims before look-ups: production Firebase would store a second
+	// account for an email (or replace a uid) that two importers, in any
+	// process, both found free. With every key claimed, batches of all
+	// workers and replicas look up and import side by side.
 	t1 := time.Now()
+	im.parallel(cands, func(it *item) { im.claim(bctx, it) })
+	tClaim := time.Since(t1)
+	t1 = time.Now()
 	toImport := im.resolve(bctx, cands)
 	tLookup := time.Since(t1)
 	t2 := time.Now()
 	im.importUsers(bctx, toImport)
 	tImport := time.Since(t2)
-	im.importMu.Unlock()
 	t3 := time.Now()
 
 	counts := map[events.Outcome]int{}
@@ -333,7 +352,7 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 		im.finish(bctx, it)
 	}
 	attrs := []any{"messages", len(msgs), "users", len(primaries), "ledger_ms", tLedger.Milliseconds(),
-		"lookup_ms", tLookup.Milliseconds(), "import_ms", tImport.Milliseconds(), "settle_ms", time.Since(t3).Milliseconds()}
+		"claim_ms", tClaim.Milliseconds(), "lookup_ms", tLookup.Milliseconds(), "import_ms", tImport.Milliseconds(), "settle_ms", time.Since(t3).Milliseconds()}
 	for _, o := range events.Outcomes() {
 		if counts[o] > 0 {
 			attrs = append(attrs, string(o), counts[o])
@@ -545,18 +564,21 @@ func (im *Importer) lookup(ctx context.Context, cands []*item) *index {
 	return x
 }
 
-var errDeferred = errors.New("an earlier signup in the batch has the same email; retried in the next batch")
-
-// resolve decides every candidate that Firebase already knows about and
-// returns those to import.
+// resolve looks up the candidates that hold their claims, decides every
+// one that Firebase already knows about and returns those to import.
 func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
-	if len(cands) == 0 {
+	var held []*item
+	for _, c := range cands {
+		if c.decision == undecided {
+			held = append(held, c)
+		}
+	}
+	if len(held) == 0 {
 		return nil
 	}
-	x := im.lookup(ctx, cands)
-	claimed := map[string]bool{}
+	x := im.lookup(ctx, held)
 	var out []*item
-	for _, c := range cands {
+	for _, c := range held {
 		if c.decision != undecided {
 			continue
 		}
@@ -574,17 +596,13 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 			c.settle(events.OutcomeAlreadyPresent, events.ReasonProviderElsewhere, uid, "")
 			continue
 		}
-		if email != "" {
-			if rec, ok := x.byEmail[email]; ok {
-				im.applyEmailPolicy(ctx, c, rec)
-				continue
-			}
-			if claimed[email] {
-				c.retry(errDeferred, im.cfg.DeferDelay)
-				continue
-			}
-			claimed[email] = true
+		if rec, ok := x.byEmail[email]; ok && email != "" {
+			im.applyEmailPolicy(ctx, c, rec)
+			continue
 		}
+		// Its claims make this importer the only one that may create the
+		// account: no other attempt holds its uid, provider identity or
+		// email, in this batch or anywhere else.
 		out = append(out, c)
 	}
 	return out

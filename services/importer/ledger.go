@@ -54,8 +54,9 @@ type ledgerUpdate struct {
 	at          time.Time
 }
 
-// merge folds u into e. An entry that already says Firebase holds the user
-// keeps that outcome when a later copy only confirms it.
+// merge folds u into e. A decided outcome is never downgraded (see
+// events.Outcome.SupersededBy): a later copy that does not supersede it is
+// recorded as seen only.
 func merge(e events.LedgerEntry, found bool, u ledgerUpdate) events.LedgerEntry {
 	if !found {
 		e = events.LedgerEntry{Auth0UserID: u.userID, FirstSeen: u.at}
@@ -68,8 +69,7 @@ func merge(e events.LedgerEntry, found bool, u ledgerUpdate) events.LedgerEntry 
 	}
 	e.Deliveries += u.deliveries
 	e.LastSeen = u.at
-	keep := found && e.Outcome.Final() && u.outcome == events.OutcomeAlreadyPresent
-	if !keep {
+	if !found || e.Outcome.SupersededBy(u.outcome) {
 		e.Outcome, e.Reason, e.Detail = u.outcome, u.reason, u.detail
 		if u.firebaseUID != "" || !u.outcome.Final() {
 			e.FirebaseUID = u.firebaseUID

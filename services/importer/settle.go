@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -26,6 +27,9 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 			it.retry(err, 0)
 			im.retryAll(ctx, group)
 			return
+		}
+		if !it.outcome.Final() {
+			im.releaseClaims(ctx, it)
 		}
 		for i, g := range group {
 			reason := it.reason
@@ -52,7 +56,9 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 func (im *Importer) retryAll(ctx context.Context, group []*item) {
 	it := group[0]
 	for _, g := range group {
-		if g.meta != nil && int(g.meta.NumDelivered) >= im.cfg.Delivery.MaxDeliver {
+		// The importer's own limit (the server's is unlimited): waiting for
+		// a claim is not a failure and does not count.
+		if g.meta != nil && int(g.meta.NumDelivered) >= im.cfg.Delivery.MaxDeliver && !errors.Is(it.err, errClaimBusy) {
 			im.deadLetterGroup(ctx, []*item{g}, events.ReasonMaxDeliveries, it.err)
 			continue
 		}
@@ -61,7 +67,7 @@ func (im *Importer) retryAll(ctx context.Context, group []*item) {
 			delay = ra
 		}
 		cause := "transient"
-		if it.err == errDeferred {
+		if errors.Is(it.err, errClaimBusy) {
 			cause = "deferred"
 		}
 		im.metrics.nak(cause)
@@ -82,6 +88,8 @@ func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason s
 	it := group[0]
 	if err := deadLetter(ctx, im.js, it.msg, it.meta, reason, cause, im.now()); err != nil {
 		// The copy is not durable: keep the original for a later attempt.
+		// The consumer's server-side MaxDeliver is unlimited, so the server
+		// delivers it again even past the importer's own limit.
 		im.log.ErrorContext(it.ctx, "dead letter not written; retrying later", "err", err)
 		for _, g := range group {
 			im.metrics.nak("dead_letter_failed")
@@ -90,6 +98,7 @@ func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason s
 		return
 	}
 	im.metrics.deadLettered(reason)
+	im.releaseClaims(ctx, it)
 	if it.ev.Subject != "" {
 		if err := im.recordLedger(ctx, it, events.OutcomeDeadLettered, reason, errText(cause), ""); err != nil {
 			im.log.WarnContext(it.ctx, "ledger not updated for dead letter", "err", err)

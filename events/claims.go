@@ -1,0 +1,131 @@
+package events
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Claims: cross-process exclusion for imports.
+//
+// Production Firebase's ImportUsers checks no unique field: an existing uid
+// is replaced whole and a duplicate email or provider identity becomes a
+// second account. Look-ups alone cannot prevent that when two importers (two
+// replicas, or two workers of one) look up at the same moment and both find
+// the email free. So before an importer looks a candidate up, it claims the
+// candidate's uid, provider identity and normalised email in the
+// SIGNUPS_CLAIMS bucket with a create-if-absent write, which exactly one
+// writer wins in any process:
+//
+//  1. Claim every key of the candidate ([ClaimKeys]) with Create.
+//  2. A key held by another attempt is resolved from the holder's ledger
+//     entry: if the ledger says Firebase holds the holder's person
+//     ([Outcome.Final]), its import is over and the key is taken over with a
+//     compare-and-set; if the holder is the same message on an earlier
+//     delivery (it was nak'd, or its AckWait passed), the key is taken over
+//     too; otherwise the holder may still be importing, and the candidate
+//     waits (it is redelivered later, at the latest when the claim
+//     expires). A claim is never resolved by a blind import.
+//  3. Only with every key held does the importer look the candidate up in
+//     Firebase (uid, provider identity, email) and import it if nothing
+//     holds any of them. Since the look-up happens after the claim, and a
+//     claim is taken over only after its holder's import finished, the
+//     look-up sees every account an earlier holder created.
+//  4. After the outcome is in the ledger, claims of an outcome that leaves
+//     no account (conflict, skipped, dead_lettered) are deleted at once;
+//     claims of an imported user stay until they expire, and the next
+//     claimant takes them over from the ledger. A transient failure keeps
+//     the claims: the message's redelivery takes them over and its look-up
+//     decides whether the interrupted import happened.
+//
+// Claims expire ([DefaultClaimTTL], the bucket's TTL) so a claim left by a
+// crashed importer never blocks anyone for long; the TTL must exceed the
+// importer's AckWait, so a live holder never loses its claim mid-import (the
+// importer checks this at start-up). Expired claims need no clean-up and the
+// bucket holds only the claims of recent imports.
+//
+// The keys hold no personal data: each is a SHA-256 of its kind and value.
+
+// BucketClaims is the key-value bucket of [Claim] values.
+const BucketClaims = "SIGNUPS_CLAIMS"
+
+// DefaultClaimTTL is how long a claim lives. It exceeds the importer's
+// default AckWait (60 s) with room for a batch that ends near its deadline.
+const DefaultClaimTTL = 3 * time.Minute
+
+// Claim is the value of a claim key: which Auth0 user holds it, under which
+// Firebase uid, and which attempt (a message of a stream) took it.
+type Claim struct {
+	Auth0UserID string    `json:"auth0_user_id"`
+	FirebaseUID string    `json:"firebase_uid"`
+	Holder      string    `json:"holder"`
+	At          time.Time `json:"at"`
+}
+
+// ClaimHolder names an attempt: the stream and sequence of the message being
+// imported. Redeliveries of one message share it; two copies of a signup do
+// not.
+func ClaimHolder(stream string, seq uint64) string {
+	return stream + "/" + strconv.FormatUint(seq, 10)
+}
+
+// MarshalClaim encodes a claim.
+func MarshalClaim(c Claim) ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode claim %s: %w", c.Auth0UserID, err)
+	}
+	return b, nil
+}
+
+// UnmarshalClaim decodes a claim.
+func UnmarshalClaim(b []byte) (Claim, error) {
+	var c Claim
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Claim{}, fmt.Errorf("decode claim: %w", err)
+	}
+	return c, nil
+}
+
+// ClaimKind names what a claim key stands for.
+type ClaimKind string
+
+// Claim kinds, in the order [ClaimKeys] returns them.
+const (
+	ClaimUID      ClaimKind = "uid"
+	ClaimProvider ClaimKind = "provider"
+	ClaimEmail    ClaimKind = "email"
+)
+
+// ClaimKey is one key of [ClaimKeys].
+type ClaimKey struct {
+	Kind ClaimKind
+	Key  string
+}
+
+// ClaimKeys returns the claim keys of a Firebase account: its uid, its
+// provider identity (Firebase provider id and the provider's user id) and,
+// when not empty, its email, normalised like Firebase compares emails
+// (lower case, surrounding space trimmed). Keys are "<kind>.<sha256 hex>".
+func ClaimKeys(uid, providerID, providerUID, email string) []ClaimKey {
+	keys := []ClaimKey{
+		{ClaimUID, claimKey(ClaimUID, uid)},
+		{ClaimProvider, claimKey(ClaimProvider, providerID+"\x00"+providerUID)},
+	}
+	if e := NormaliseEmail(email); e != "" {
+		keys = append(keys, ClaimKey{ClaimEmail, claimKey(ClaimEmail, e)})
+	}
+	return keys
+}
+
+// NormaliseEmail is the form in which two emails are the same account key.
+func NormaliseEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
+func claimKey(kind ClaimKind, v string) string {
+	sum := sha256.Sum256([]byte(string(kind) + "\x00" + v))
+	return string(kind) + "." + hex.EncodeToString(sum[:])
+}
