@@ -17,7 +17,10 @@ import (
 )
 
 // Lookup is the part of the Firebase Auth client the verification pass
-// uses. *auth.Client satisfies it.
+// uses. *auth.Client satisfies it. GetUsers returns every account that
+// matches any of the identifiers, several for one email or provider
+// identity when Firebase holds several (production's ImportUsers does not
+// refuse duplicates), each at least once and in no particular order.
 type Lookup interface {
 	GetUsers(ctx context.Context, ids []auth.UserIdentifier) (*auth.GetUsersResult, error)
 }
@@ -32,6 +35,9 @@ type ReportConfig struct {
 	UIDPolicy events.UIDPolicy
 	// Verify looks every eligible user up in Firebase.
 	Verify bool
+	// Providers maps Auth0 social strategies to Firebase provider ids, as
+	// the importer's; nil means events.SocialProviders().
+	Providers map[string]string
 }
 
 // Row is one user in a follow-up list.
@@ -41,6 +47,11 @@ type Row struct {
 	Reason      string `json:"reason,omitempty"`
 	Detail      string `json:"detail,omitempty"`
 	FirebaseUID string `json:"firebase_uid,omitempty"`
+	// Problem is set in [Report.Offenders]: one of the Problem constants.
+	Problem string `json:"problem,omitempty"`
+	// OtherUID is the uid of the other account that holds the user's email
+	// or provider identity, for those problems.
+	OtherUID string `json:"other_uid,omitempty"`
 }
 
 // Report is the cutover report.
@@ -56,17 +67,34 @@ type Report struct {
 	NeedPasswordExport []Row `json:"need_password_export"`
 	Conflicts          []Row `json:"conflicts"`
 	// Missing are eligible users with no Firebase account at their uid.
-	Missing  []Row `json:"missing"`
-	Verified int   `json:"verified"`
+	Missing []Row `json:"missing"`
+	// Offenders lists every problem the verification pass found, a row per
+	// user and problem (and other account): the Missing users again, and
+	// users whose account lacks their provider identity or whose email or
+	// provider identity another account also holds.
+	Offenders []Row `json:"offenders"`
+	// Verified counts the users Firebase holds exactly as expected.
+	Verified int `json:"verified"`
 }
 
-// ErrMissing is returned by [BuildReport] (with the report) when the
-// verification pass found eligible users absent from Firebase.
-var ErrMissing = errors.New("eligible users are missing from Firebase")
+// Errors returned by [BuildReport] with the report when the verification
+// pass finds problems: ErrUnverified whenever there is any offender, joined
+// with ErrMissing when some accounts are absent.
+var (
+	ErrUnverified = errors.New("firebase does not hold every user as expected")
+	ErrMissing    = errors.New("eligible users are missing from Firebase")
+)
 
 // BuildReport reads the ledger (and the export, when given), counts
 // outcomes, lists follow-ups and, with Verify, checks Firebase in batches
-// of 100 identifiers.
+// of 100 identifiers: for every user the ledger says Firebase holds or
+// dead-lettered (with File: every eligible user of the export whose ledger
+// outcome is not conflict or skipped), the account at the expected uid
+// exists and carries the user's provider identity, and no other account
+// holds the user's email or provider identity. It returns the report with
+// an error wrapping [ErrUnverified] (and [ErrMissing]) when the check finds
+// offenders, and a partial report with any other error. It is safe for
+// concurrent use if fb is.
 func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValue, fb Lookup) (Report, error) {
 	if !cfg.UIDPolicy.Valid() {
 		return Report{}, fmt.Errorf("uid policy %q", cfg.UIDPolicy)
@@ -74,8 +102,8 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 	if cfg.Verify && fb == nil {
 		return Report{}, errors.New("report: verification needs Firebase")
 	}
-	rep := Report{Outcomes: map[string]int{}, NeedPasswordExport: []Row{}, Conflicts: []Row{}, Missing: []Row{}}
-	var expect []Row // eligible users and the uid they must have
+	rep := Report{Outcomes: map[string]int{}, NeedPasswordExport: []Row{}, Conflicts: []Row{}, Missing: []Row{}, Offenders: []Row{}}
+	var expect []expectation // eligible users and what Firebase must hold for them
 	add := func(d *events.SignupData, le *events.LedgerEntry) {
 		rep.Users++
 		row := Row{Outcome: "not_seen"}
@@ -91,10 +119,13 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 		}
 		rep.Outcomes[key]++
 		eligible := false
+		var el events.Eligibility
+		email := ""
 		switch {
 		case d != nil:
-			el := events.Classify(*d, nil)
+			el = events.Classify(*d, cfg.Providers)
 			eligible = el.OK
+			email = d.Email
 			if el.Reason == events.ReasonDatabaseConnection {
 				rep.NeedPasswordExport = append(rep.NeedPasswordExport, row)
 			}
@@ -103,6 +134,13 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 			if le.Reason == events.ReasonDatabaseConnection {
 				rep.NeedPasswordExport = append(rep.NeedPasswordExport, row)
 			}
+			// The ledger keeps no profile: the identity follows from the
+			// user id, the email from the account found at the uid.
+			ids := events.DeriveIdentity(le.Auth0UserID, "", "", "")
+			if len(ids) == 1 && cfg.Providers != nil {
+				_, ids[0].IsSocial = cfg.Providers[ids[0].Provider]
+			}
+			el = events.Classify(events.SignupData{UserID: le.Auth0UserID, Identities: ids}, cfg.Providers)
 		}
 		if row.Outcome == string(events.OutcomeConflict) {
 			rep.Conflicts = append(rep.Conflicts, row)
@@ -112,7 +150,7 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 			if row.FirebaseUID == "" {
 				row.FirebaseUID = cfg.UIDPolicy.FirebaseUID(row.Auth0UserID)
 			}
-			expect = append(expect, row)
+			expect = append(expect, newExpectation(row, el, email))
 		}
 	}
 	if cfg.File == "" {
@@ -131,33 +169,12 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 	if !cfg.Verify {
 		return rep, nil
 	}
-	for i := 0; i < len(expect); i += 100 {
-		chunk := expect[i:min(i+100, len(expect))]
-		ids := make([]auth.UserIdentifier, len(chunk))
-		for j, r := range chunk {
-			ids[j] = auth.UIDIdentifier{UID: r.FirebaseUID}
-		}
-		res, err := fb.GetUsers(ctx, ids)
-		if err != nil {
-			return rep, fmt.Errorf("verify: firebase GetUsers: %w", err)
-		}
-		found := make(map[string]bool, len(res.Users))
-		for _, u := range res.Users {
-			found[u.UID] = true
-		}
-		for _, r := range chunk {
-			if found[r.FirebaseUID] {
-				rep.Verified++
-			} else {
-				rep.Missing = append(rep.Missing, r)
-			}
-		}
+	if err := verify(ctx, fb, expect, &rep); err != nil {
+		return rep, err
 	}
 	sortRows(rep.Missing)
-	if len(rep.Missing) > 0 {
-		return rep, fmt.Errorf("%w: %d of %d", ErrMissing, len(rep.Missing), len(expect))
-	}
-	return rep, nil
+	sortOffenders(rep.Offenders)
+	return rep, verdict(rep, len(expect))
 }
 
 func eachLedgerEntry(ctx context.Context, kv jetstream.KeyValue, fn func(events.LedgerEntry)) error {
@@ -225,7 +242,8 @@ func sortRows(rows []Row) {
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Auth0UserID < rows[j].Auth0UserID })
 }
 
-// WriteCSV writes rows with a header line.
+// WriteCSV writes rows with a header line. The columns never include the
+// problem: use [WriteOffendersCSV] for [Report.Offenders].
 func WriteCSV(w io.Writer, rows []Row) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"auth0_user_id", "outcome", "reason", "detail", "firebase_uid"})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,15 +20,17 @@ import (
 )
 
 // runReport prints the cutover report and exits 4 when the verification
-// pass finds eligible users missing from Firebase, so it can gate cutover.
+// pass finds offenders (users missing from Firebase, without their provider
+// identity, or whose email or provider identity another account holds), so
+// it can gate cutover.
 func runReport(ctx context.Context, args []string, e env) error {
 	f := newFlags("report", e.getenv, e.stderr)
 	com := addCommon(f)
 	file := f.String("file", "", "", "Auth0 export to report on (default: every user in the ledger)")
 	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name")
 	format := f.String("format", "", "text", "output: text or json")
-	outDir := f.String("out", "", "", "also write need-password-export.csv, conflicts.csv and missing.csv into this directory")
-	verify := f.Bool("verify", "", true, "look every eligible user up in Firebase (100 identifiers a call)")
+	outDir := f.String("out", "", "", "also write need-password-export.csv, conflicts.csv, missing.csv and offenders.csv into this directory")
+	verify := f.Bool("verify", "", true, "look every eligible user up in Firebase by uid, provider identity and email (100 identifiers a call)")
 	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(events.UIDAuth0ID), "uid policy the importer uses: auth0_id or hash")
 	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", e.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id")
 	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file")
@@ -66,7 +69,7 @@ func runReport(ctx context.Context, args []string, e env) error {
 		fb = c
 	}
 	rep, repErr := operator.BuildReport(ctx, operator.ReportConfig{File: *file, Tenant: *tenant, UIDPolicy: policy, Verify: *verify}, kv, fb)
-	if repErr != nil && !errors.Is(repErr, operator.ErrMissing) {
+	if repErr != nil && !errors.Is(repErr, operator.ErrUnverified) {
 		return repErr
 	}
 	if *outDir != "" {
@@ -93,12 +96,18 @@ func writeReportCSVs(dir string, rep operator.Report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, rows := range map[string][]operator.Row{"need-password-export.csv": rep.NeedPasswordExport, "conflicts.csv": rep.Conflicts, "missing.csv": rep.Missing} {
+	files := map[string]func(w io.Writer) error{
+		"need-password-export.csv": func(w io.Writer) error { return operator.WriteCSV(w, rep.NeedPasswordExport) },
+		"conflicts.csv":            func(w io.Writer) error { return operator.WriteCSV(w, rep.Conflicts) },
+		"missing.csv":              func(w io.Writer) error { return operator.WriteCSV(w, rep.Missing) },
+		"offenders.csv":            func(w io.Writer) error { return operator.WriteOffendersCSV(w, rep.Offenders) },
+	}
+	for name, write := range files {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
 			return err
 		}
-		werr := operator.WriteCSV(f, rows)
+		werr := write(f)
 		if err := errors.Join(werr, f.Close()); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
@@ -127,13 +136,17 @@ func printReport(e env, rep operator.Report, verified bool) {
 		fmt.Fprintln(e.stdout, "firebase verification: skipped")
 		return
 	}
-	fmt.Fprintf(e.stdout, "firebase verification: %d present, %d missing\n", rep.Verified, len(rep.Missing))
-	for i, r := range rep.Missing {
+	fmt.Fprintf(e.stdout, "firebase verification: %d as expected, %d missing, %d problems\n", rep.Verified, len(rep.Missing), len(rep.Offenders))
+	for i, r := range rep.Offenders {
 		if i == 20 {
-			fmt.Fprintf(e.stdout, "  ... and %d more (use --out or --format json)\n", len(rep.Missing)-20)
+			fmt.Fprintf(e.stdout, "  ... and %d more (use --out or --format json)\n", len(rep.Offenders)-20)
 			break
 		}
-		fmt.Fprintf(e.stdout, "  missing: %s (outcome %s, expected uid %s)\n", r.Auth0UserID, r.Outcome, r.FirebaseUID)
+		fmt.Fprintf(e.stdout, "  %s: %s (outcome %s, expected uid %s", r.Problem, r.Auth0UserID, r.Outcome, r.FirebaseUID)
+		if r.OtherUID != "" {
+			fmt.Fprintf(e.stdout, ", other uid %s", r.OtherUID)
+		}
+		fmt.Fprintln(e.stdout, ")")
 	}
 }
 
