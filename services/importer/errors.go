@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"time"
 
 	"firebase.google.com/go/v4/errorutils"
@@ -59,6 +60,9 @@ func classifyFirebase(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	// The SDK's errorutils checks use a plain type assertion, not
+	// errors.As: they must see the SDK's error before it is wrapped.
+	orig := err
 	err = fmt.Errorf("firebase %s: %w", op, err)
 	var ue *url.Error
 	var ne net.Error
@@ -67,11 +71,25 @@ func classifyFirebase(op string, err error) error {
 		return err
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return transient(fmt.Errorf("%w: %w", ErrBreakerOpen, err), 0)
-	case errorutils.IsUnavailable(err), errorutils.IsInternal(err), errorutils.IsResourceExhausted(err),
-		errorutils.IsDeadlineExceeded(err), errorutils.IsAborted(err), errorutils.IsUnknown(err):
-		return transient(err, 0)
+	case errorutils.IsUnavailable(orig), errorutils.IsInternal(orig), errorutils.IsResourceExhausted(orig),
+		errorutils.IsDeadlineExceeded(orig), errorutils.IsAborted(orig), errorutils.IsUnknown(orig):
+		return transient(err, retryAfterHeader(orig))
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue), errors.As(err, &ne):
 		return transient(err, 0)
 	}
 	return err
+}
+
+// retryAfterHeader is the Retry-After (seconds) of the HTTP response behind a
+// Firebase SDK error, or 0.
+func retryAfterHeader(err error) time.Duration {
+	res := errorutils.HTTPResponse(err)
+	if res == nil {
+		return 0
+	}
+	secs, perr := strconv.Atoi(res.Header.Get("Retry-After"))
+	if perr != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, 10*time.Minute)
 }
