@@ -250,3 +250,111 @@ func TestLateCopiesAndReplaysReplaceNothing(t *testing.T) {
 	t.Logf("users=%d copies=%d accounts=%d replacements=%d importers_with_batches=%d", n, copies, st.Accounts, st.Replacements, p.busyImporters())
 	p.checkNoPII()
 }
+
+// TestLastDeliveryKilledWithoutDeadLetterStream: Firebase hangs, so every
+// delivery fails transiently and the signups reach the importer's
+// MaxDeliver (2) while SIGNUPS_DLQ does not exist; the importer is then
+// SIGKILLed during a delivery past its limit. The server must keep the
+// signups (its MaxDeliver is unlimited): once the dead-letter stream is back
+// and an importer runs again, each ends in exactly one outcome, and a replay
+// after Firebase recovers imports each exactly once.
+func TestLastDeliveryKilledWithoutDeadLetterStream(t *testing.T) {
+	p := newProdEnv(t, time.Minute)
+	ctx := context.Background()
+	p.fb.Freeze()
+	t.Cleanup(p.fb.Thaw)
+	failing := []string{"SIGNUPSYNC_MAX_DELIVER=2", "SIGNUPSYNC_FIREBASE_TIMEOUT=2s", "SIGNUPSYNC_BREAKER_FAILURES=1000000"}
+	p.startImporters(1, failing...)
+	var cons jetstream.Consumer
+	testenv.Eventually(t, "the importer's consumer", func() bool {
+		c, err := p.js.Consumer(ctx, events.StreamSignups, events.ConsumerImporter)
+		cons = c
+		return err == nil
+	})
+	// The importer ensured the topology at start; now the dead-letter
+	// stream goes away.
+	if err := p.js.DeleteStream(ctx, events.StreamDeadLetter); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	users := make([]events.SignupData, n)
+	for i := range users {
+		users[i] = prodSignup("google-oauth2", fmt.Sprint(400000+i), fmt.Sprintf("last%d@example.com", i))
+		p.publish(events.SourceAction, users[i])
+	}
+	first := p.importers[0]
+	testenv.Eventually(t, "a dead letter that could not be written", func() bool {
+		b, _ := os.ReadFile(first.log)
+		return strings.Contains(string(b), "dead letter not written")
+	})
+	testenv.Eventually(t, "a delivery past the limit in flight", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending > 0
+	})
+	first.kill()
+
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxDeliver != -1 || info.NumPending+uint64(info.NumAckPending) != n {
+		t.Fatalf("after the kill: server MaxDeliver %d, %d pending + %d unacknowledged; want -1 and %d kept", info.Config.MaxDeliver, info.NumPending, info.NumAckPending, n)
+	}
+	for _, d := range users {
+		if le, ok := p.ledger(d.UserID); ok {
+			t.Fatalf("%s has an outcome without a dead letter: %+v", d.UserID, le)
+		}
+	}
+
+	topo := events.DefaultTopology()
+	topo.DuplicateWindow = p.window
+	if err := events.Ensure(ctx, p.js, topo); err != nil {
+		t.Fatal(err)
+	}
+	p.startImporters(1, failing...)
+	testenv.WaitDrained(t, p.js)
+	dlq, err := p.js.Stream(ctx, events.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dinfo, err := dlq.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for seq := dinfo.State.FirstSeq; seq <= dinfo.State.LastSeq && dinfo.State.Msgs > 0; seq++ {
+		m, err := dlq.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.Header.Get(events.HeaderDLQReason); r != events.ReasonMaxDeliveries {
+			t.Fatalf("dead letter %d: reason %q", seq, r)
+		}
+		seen[m.Header.Get(events.HeaderUserID)]++
+	}
+	for _, d := range users {
+		le, ok := p.ledger(d.UserID)
+		if seen[d.UserID] != 1 || !ok || le.Outcome != events.OutcomeDeadLettered {
+			t.Fatalf("%s: %d dead letters, ledger %+v; want exactly one dead letter and dead_lettered", d.UserID, seen[d.UserID], le)
+		}
+	}
+
+	// Firebase is back: the operator replays them all.
+	p.fb.Thaw()
+	out := &testenv.Buffer{}
+	vars := map[string]string{"SIGNUPSYNC_NATS_URL": p.nats.URL, "SIGNUPSYNC_DUPLICATE_WINDOW": p.window.String()}
+	if err := run(ctx, []string{"dlq", "replay", "--all", "--yes", "--rate", "0"}, envFrom(vars), out, out); err != nil {
+		t.Fatalf("dlq replay: %v\n%s", err, out)
+	}
+	testenv.WaitDrained(t, p.js)
+	st := p.fb.Stats(p.project)
+	if st.Accounts != n || st.Replacements != 0 || len(st.DuplicateEmails) != 0 {
+		t.Fatalf("after replay: accounts=%d replacements=%d duplicate emails=%d; want %d, 0, 0", st.Accounts, st.Replacements, len(st.DuplicateEmails), n)
+	}
+	for _, d := range users {
+		if le, _ := p.ledger(d.UserID); le.Outcome != events.OutcomeImported {
+			t.Fatalf("%s after replay: %+v", d.UserID, le)
+		}
+	}
+	t.Logf("signups=%d dead letters=%d (one each) after a SIGKILL past the limit; replayed: accounts=%d replacements=%d", n, len(seen), st.Accounts, st.Replacements)
+}
