@@ -22,14 +22,17 @@ import (
 // writer wins in any process:
 //
 //  1. Claim every key of the candidate ([ClaimKeys]) with Create.
-//  2. A key held by another attempt is resolved from the holder's ledger
-//     entry: if the ledger says Firebase holds the holder's person
-//     ([Outcome.Final]), its import is over and the key is taken over with a
-//     compare-and-set; if the holder is the same message on an earlier
-//     delivery (it was nak'd, or its AckWait passed), the key is taken over
-//     too; otherwise the holder may still be importing, and the candidate
-//     waits (it is redelivered later, at the latest when the claim
-//     expires). A claim is never resolved by a blind import.
+//  2. A key held by another attempt (every attempt, even a redelivery of
+//     the same message, has its own [ClaimHolder]) is taken over with a
+//     compare-and-set only when that attempt is certainly over: its
+//     person is in the ledger as held by Firebase ([Outcome.Final]); or the
+//     claim is older than the importer's AckWait (an importer bounds each
+//     batch to 80 % of AckWait, so the batch that wrote it has ended); or
+//     its ambiguity horizon (below) has passed. Otherwise the holder may
+//     still be importing and the candidate waits: it is redelivered later.
+//     A redelivery is no proof: a broker that restarts can deliver a
+//     message again while its first delivery is still being imported. A
+//     claim is never resolved by a blind import.
 //  3. Only with every key held does the importer look the candidate up in
 //     Firebase (uid, provider identity, email) and import it if nothing
 //     holds any of them. Since the look-up happens after the claim, and a
@@ -38,9 +41,17 @@ import (
 //  4. After the outcome is in the ledger, claims of an outcome that leaves
 //     no account (conflict, skipped, dead_lettered) are deleted at once;
 //     claims of an imported user stay until they expire, and the next
-//     claimant takes them over from the ledger. A transient failure keeps
-//     the claims: the message's redelivery takes them over and its look-up
-//     decides whether the interrupted import happened.
+//     claimant takes them over from the ledger. A transient failure deletes
+//     them too, unless the import itself got no answer (below): either the
+//     import was not sent or refused, or it was applied and every later
+//     look-up sees the account.
+//
+// An import that failed without an answer is ambiguous: production may still
+// apply the request after the client gave up, and a look-up issued later
+// can be answered before it. The uid claim then records
+// [Claim.AmbiguousUntil], and every attempt waits until it passes before
+// looking up; the importer's horizon (--ambiguous-import-wait) bounds how
+// long an abandoned request can still land.
 //
 // Claims expire ([DefaultClaimTTL], the bucket's TTL) so a claim left by a
 // crashed importer never blocks anyone for long; the TTL must exceed the
@@ -64,13 +75,19 @@ type Claim struct {
 	FirebaseUID string    `json:"firebase_uid"`
 	Holder      string    `json:"holder"`
 	At          time.Time `json:"at"`
+	// AmbiguousUntil is set on the uid claim when an import of this user
+	// failed without an answer (a timeout, a broken connection): Firebase
+	// may still apply that request. Until then nobody, not even the same
+	// message, may look the user up and import it, since the look-up could
+	// overtake the earlier import and a second import would replace it.
+	AmbiguousUntil time.Time `json:"ambiguous_until,omitzero"`
 }
 
-// ClaimHolder names an attempt: the stream and sequence of the message being
-// imported. Redeliveries of one message share it; two copies of a signup do
-// not.
-func ClaimHolder(stream string, seq uint64) string {
-	return stream + "/" + strconv.FormatUint(seq, 10)
+// ClaimHolder names one attempt to import a message: the stream and
+// sequence of the message, and a value unique to the attempt, so no two
+// deliveries of a message, and no two copies of a signup, share it.
+func ClaimHolder(stream string, seq uint64, attempt string) string {
+	return stream + "/" + strconv.FormatUint(seq, 10) + "/" + attempt
 }
 
 // MarshalClaim encodes a claim.

@@ -85,6 +85,9 @@ func batchCreate(p *project, c call) (any, *apiError) {
 	for _, a := range valid {
 		if p.put(a) {
 			p.replacements++
+			if len(p.replaced) < maxReplacedUIDs {
+				p.replaced = append(p.replaced, a.UID)
+			}
 		}
 	}
 	return resp, nil

@@ -99,6 +99,9 @@ func (a Account) identities() []Identity {
 	return ids
 }
 
+// maxReplacedUIDs bounds Stats.ReplacedUIDs.
+const maxReplacedUIDs = 100
+
 // Stats is what a project holds and what it was asked.
 type Stats struct {
 	// Accounts is the number of accounts.
@@ -107,6 +110,9 @@ type Stats struct {
 	// (including an earlier user of the same call): each replaced that
 	// account whole.
 	Replacements int `json:"replacements"`
+	// ReplacedUIDs are the uids of the first replacements (at most 100),
+	// in order, to name them in a failing test.
+	ReplacedUIDs []string `json:"replacedUids,omitempty"`
 	// DuplicateEmails are the (lower-case) emails more than one account
 	// holds, sorted.
 	DuplicateEmails []string `json:"duplicateEmails,omitempty"`
@@ -139,6 +145,7 @@ type project struct {
 	sorted       []string // uids ascending; nil when stale
 	seq          uint64
 	replacements int
+	replaced     []string
 	calls        map[string]int
 	unavailable  int
 }
@@ -276,6 +283,7 @@ func (p *project) stats() Stats {
 	st := Stats{
 		Accounts:     len(p.accounts),
 		Replacements: p.replacements,
+		ReplacedUIDs: slices.Clone(p.replaced),
 		Calls:        maps.Clone(p.calls),
 		Unavailable:  p.unavailable,
 	}

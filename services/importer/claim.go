@@ -2,9 +2,10 @@ package importer
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,8 +32,9 @@ type heldClaim struct {
 // (errClaimBusy) while another attempt may still be importing, a transient
 // retry when the bucket fails.
 func (im *Importer) claim(ctx context.Context, it *item) {
-	holder := events.ClaimHolder(it.meta.Stream, it.meta.Sequence.Stream)
-	val, err := events.MarshalClaim(events.Claim{Auth0UserID: it.ev.Subject, FirebaseUID: it.uid, Holder: holder, At: im.now()})
+	holder := events.ClaimHolder(it.meta.Stream, it.meta.Sequence.Stream, attemptID())
+	it.claim = events.Claim{Auth0UserID: it.ev.Subject, FirebaseUID: it.uid, Holder: holder, At: im.now()}
+	val, err := events.MarshalClaim(it.claim)
 	if err != nil {
 		it.retry(err, 0)
 		return
@@ -66,28 +68,43 @@ func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey, h
 			return false
 		}
 		cur, derr := events.UnmarshalClaim(e.Value())
-		if derr == nil && cur.Holder != holder {
+		now := im.now()
+		switch {
+		case derr != nil:
+			// Unreadable: taken over; the look-up decides.
+		case cur.AmbiguousUntil.After(now):
+			// An earlier import of this uid may still land: wait it out.
+			it.retry(fmt.Errorf("%w (%s, an earlier import may still land)", errClaimBusy, k.Kind), max(im.cfg.DeferDelay, cur.AmbiguousUntil.Sub(now)))
+			return false
+		case !cur.AmbiguousUntil.IsZero():
+			// The holder gave up without an answer and its horizon passed:
+			// whatever it sent has landed, and the look-up sees it.
+		default:
 			le, found, err := im.ledger.get(ctx, cur.Auth0UserID)
 			if err != nil {
 				it.retry(err, 0)
 				return false
 			}
-			if !found || !le.Outcome.Final() {
-				// The holder may still be importing; never import past it.
-				wait := max(im.cfg.DeferDelay, min(time.Until(e.Created().Add(im.claimTTL)), im.cfg.Delivery.Delay(deliveries(it))))
-				it.retry(fmt.Errorf("%w (%s)", errClaimBusy, k.Kind), wait)
-				return false
-			}
-			if cur.Auth0UserID == it.ev.Subject {
+			age := now.Sub(e.Created())
+			switch {
+			case found && le.Outcome.Final() && cur.Auth0UserID == it.ev.Subject:
 				// Another copy of this user was imported meanwhile.
 				it.settle(events.OutcomeAlreadyPresent, events.ReasonLedger, le.FirebaseUID, "")
 				return false
+			case found && le.Outcome.Final():
+				// The holder's import is over and in the ledger: its account
+				// is visible to the look-up that follows.
+			case age > im.cfg.Delivery.AckWait:
+				// The batch that wrote it has ended (each ends within 80 %
+				// of AckWait), in this process or a dead one.
+			default:
+				// The holder may still be importing; never import past it.
+				wait := max(im.cfg.DeferDelay, min(im.cfg.Delivery.AckWait-age, im.cfg.Delivery.Delay(deliveries(it))))
+				it.retry(fmt.Errorf("%w (%s)", errClaimBusy, k.Kind), wait)
+				return false
 			}
-			// The holder's import is over and in the ledger: its account is
-			// visible to the look-up that follows, so the key can change hands.
 		}
-		// Taken over with a compare-and-set: from a finished holder, from an
-		// earlier delivery of this very message, or from an unreadable value.
+		// Taken over with a compare-and-set: the holder is certainly over.
 		rev, err = im.claims.Update(ctx, k.Key, val, e.Revision())
 		if err == nil {
 			it.claims = append(it.claims, heldClaim{k.Key, rev})
@@ -103,9 +120,39 @@ func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey, h
 	return false
 }
 
+// markAmbiguous records on the uid claim that this attempt's import failed
+// without an answer, so no attempt imports the uid again before the horizon
+// passes. If the write fails, the message's nak delay still keeps this
+// attempt away; only a crash in between leaves it unrecorded.
+func (im *Importer) markAmbiguous(ctx context.Context, it *item) {
+	if len(it.claims) == 0 {
+		return
+	}
+	c := it.claim
+	c.At = im.now()
+	c.AmbiguousUntil = c.At.Add(im.cfg.AmbiguousWait)
+	val, err := events.MarshalClaim(c)
+	if err == nil {
+		var rev uint64
+		if rev, err = im.claims.Update(ctx, it.claims[0].key, val, it.claims[0].rev); err == nil {
+			it.claims[0].rev = rev
+			return
+		}
+	}
+	im.log.WarnContext(it.ctx, "ambiguous import not recorded on its claim", "err", err)
+}
+
+// attemptID is unique to one attempt to import a message.
+func attemptID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // releaseClaims deletes the claims of an attempt whose outcome leaves no
-// account, so the next claimant need not wait for them to expire. A failed
-// delete is harmless: the claim expires.
+// account, or that failed without an ambiguous import, so the next claimant
+// need not wait for them to expire. A failed delete is harmless: the claim
+// expires.
 func (im *Importer) releaseClaims(ctx context.Context, it *item) {
 	for _, c := range it.claims {
 		if err := im.claims.Delete(ctx, c.key, jetstream.LastRevision(c.rev)); err != nil {

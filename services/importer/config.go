@@ -62,9 +62,14 @@ type Config struct {
 	// Concurrency of ledger reads, enrichment and Firebase look-ups within
 	// one batch.
 	Concurrency int
-	// DeferDelay is the redelivery delay of a signup whose email an earlier
-	// signup of the same batch claims; the next batch sees that account.
+	// DeferDelay is the shortest redelivery delay of a signup that waits
+	// for another attempt's claim (events.ClaimKeys).
 	DeferDelay time.Duration
+	// AmbiguousWait is how long an import that failed without an answer
+	// (timeout, broken connection) may still be applied by Firebase: the
+	// user is not looked up or imported again before it passes. It must be
+	// shorter than the claim TTL minus AckWait.
+	AmbiguousWait time.Duration
 }
 
 // DefaultConfig returns defaults suited to production Firebase.
@@ -82,6 +87,7 @@ func DefaultConfig() Config {
 		FirebaseTimeout: 30 * time.Second,
 		Concurrency:     16,
 		DeferDelay:      500 * time.Millisecond,
+		AmbiguousWait:   time.Minute,
 	}
 }
 
@@ -128,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.DeferDelay <= 0 {
 		errs = append(errs, errors.New("defer delay must be positive"))
+	}
+	if c.AmbiguousWait < c.FirebaseTimeout {
+		errs = append(errs, errors.New("--ambiguous-import-wait (SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT) must not be shorter than --firebase-timeout"))
 	}
 	return errors.Join(errs...)
 }

@@ -80,6 +80,48 @@ func classifyFirebase(op string, err error) error {
 	return err
 }
 
+// ambiguous reports whether a failed call may still have been applied: no
+// answer came back (a deadline, a connection broken after sending) or the
+// server failed while handling it (5xx other than 503). A refusal is not
+// ambiguous: 503 or a connection that was never established (the SDK calls
+// both unavailable), 429, or the breaker never sending the call.
+func ambiguous(err error) bool {
+	if errors.Is(err, ErrBreakerOpen) || inChain(err, errorutils.IsUnavailable) || inChain(err, errorutils.IsResourceExhausted) {
+		return false
+	}
+	var status int
+	inChain(err, func(e error) bool {
+		if res := errorutils.HTTPResponse(e); res != nil {
+			status = res.StatusCode
+			return true
+		}
+		return false
+	})
+	return status == 0 || status >= 500
+}
+
+// inChain reports whether pred holds for err or any error it wraps. The
+// SDK's errorutils checks see only an unwrapped SDK error.
+func inChain(err error, pred func(error) bool) bool {
+	if err == nil {
+		return false
+	}
+	if pred(err) {
+		return true
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return inChain(u.Unwrap(), pred)
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if inChain(e, pred) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // retryAfterHeader is the Retry-After (seconds) of the HTTP response behind a
 // Firebase SDK error, or 0.
 func retryAfterHeader(err error) time.Duration {

@@ -69,7 +69,6 @@ type Importer struct {
 	cons      jetstream.Consumer
 	ledger    *ledger
 	claims    jetstream.KeyValue
-	claimTTL  time.Duration
 	accounts  Accounts
 	enricher  Enricher
 	log       *slog.Logger
@@ -128,10 +127,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("claims bucket: %w", err)
 	}
-	if st.TTL() <= cfg.Delivery.AckWait {
-		return nil, fmt.Errorf("claims bucket %s: its TTL %s must exceed --ack-wait %s (a live import must never lose its claim)", events.BucketClaims, st.TTL(), cfg.Delivery.AckWait)
+	if st.TTL() <= cfg.Delivery.AckWait+cfg.AmbiguousWait {
+		return nil, fmt.Errorf("claims bucket %s: its TTL %s must exceed --ack-wait %s plus --ambiguous-import-wait %s (a live or ambiguous import must never lose its claim)",
+			events.BucketClaims, st.TTL(), cfg.Delivery.AckWait, cfg.AmbiguousWait)
 	}
-	im.cons, im.ledger, im.claims, im.claimTTL = cons, &ledger{kv: kv}, claims, st.TTL()
+	im.cons, im.ledger, im.claims = cons, &ledger{kv: kv}, claims
 	im.guard = newGuard(cfg, deps.Logger, im.metrics)
 	if deps.Registerer != nil {
 		if err := deps.Registerer.Register(newLagCollector(deps.JetStream, cons)); err != nil {
@@ -257,8 +257,11 @@ type item struct {
 	// ids are the Firebase look-up identifiers, computed once.
 	ids  []auth.UserIdentifier
 	dups []*item
-	// claims are the claim keys this attempt holds (claim.go).
-	claims []heldClaim
+	// claims are the claim keys this attempt holds (claim.go), with the
+	// value written; ambiguous says its import failed without an answer.
+	claims    []heldClaim
+	claim     events.Claim
+	ambiguous bool
 
 	decision decision
 	outcome  events.Outcome
@@ -654,8 +657,12 @@ func (im *Importer) importUsers(ctx context.Context, cands []*item) {
 	})
 	switch {
 	case err != nil && IsTransient(err):
+		amb := ambiguous(err)
 		for _, c := range cands {
 			c.retry(err, retryAfter(err))
+			if amb {
+				c.ambiguous, c.delay = true, max(c.delay, im.cfg.AmbiguousWait)
+			}
 		}
 		return
 	case err != nil && len(cands) > 1:

@@ -40,6 +40,11 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 		}
 		im.logOutcome(it, slog.LevelDebug)
 	case retry:
+		if it.ambiguous {
+			im.markAmbiguous(ctx, it)
+		} else {
+			im.releaseClaims(ctx, it)
+		}
 		im.retryAll(ctx, group)
 	case dead:
 		im.deadLetterGroup(ctx, group, it.reason, it.err)

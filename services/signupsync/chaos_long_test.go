@@ -20,3 +20,10 @@ func TestChaosLong(t *testing.T) {
 func TestChaosClusterLong(t *testing.T) {
 	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true, cluster: true})
 }
+
+// TestChaosLongProduction runs the long faults against Firebase with
+// production semantics and three importer replicas, counting lost,
+// duplicated and replaced accounts.
+func TestChaosLongProduction(t *testing.T) {
+	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true, production: true, importers: 3})
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/firebaseprod"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/ingest"
 )
@@ -37,6 +38,14 @@ type chaosPlan struct {
 	// cluster runs three nats-servers with R3 streams; the broker fault
 	// then kills one node, and later another after the first is back.
 	cluster bool
+	// production replaces the emulator with Firebase of production
+	// semantics (internal/firebaseprod), where a second import of a uid
+	// replaces the account and a duplicate email is a second account: the
+	// run then also counts replaced accounts and shared emails.
+	production bool
+	// importers is the number of importer replicas (default 1); each kill
+	// hits one of them.
+	importers int
 }
 
 // proc is a signupsync role or a nats-server, run as a separate process of
@@ -204,23 +213,44 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		replicas = "3"
 	}
 
-	emu, err := testenv.NewEmulator(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	var fbHost, fbProject string
+	var freeze, thaw func() error
+	var prod *firebaseprod.Server
+	if plan.production {
+		prod = firebaseprod.New(t)
+		fbHost, fbProject = prod.Host(), testenv.ProjectID(t)
+		freeze = func() error { prod.Freeze(); return nil }
+		thaw = func() error { prod.Thaw(); return nil }
+		t.Cleanup(prod.Thaw)
+	} else {
+		emu, err := testenv.NewEmulator(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := emu.Start(false); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = emu.Stop() })
+		// Frozen, not stopped: see testenv.Emulator.Freeze.
+		fbHost, fbProject, freeze, thaw = emu.Host, emu.Project, emu.Freeze, emu.Thaw
 	}
-	if err := emu.Start(false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emu.Stop() })
 
 	common := []string{"SIGNUPSYNC_TEST_MAIN=1", "SIGNUPSYNC_NATS_URL=" + natsURL, "SIGNUPSYNC_DUPLICATE_WINDOW=2s", "SIGNUPSYNC_LOG_LEVEL=info", "SIGNUPSYNC_STREAM_REPLICAS=" + replicas}
 	ing := newProc(t, "ingest", append(common, "SIGNUPSYNC_HTTP_ADDR="+httpAddr, "SIGNUPSYNC_ACTION_SECRETS="+devSecret,
 		"SIGNUPSYNC_EVENT_STREAM_TOKEN=chaos-es-token", "SIGNUPSYNC_PUBLISH_TIMEOUT=1s"), "ingest")
-	imp := newProc(t, "importer", append(common, "FIREBASE_AUTH_EMULATOR_HOST="+emu.Host, "SIGNUPSYNC_FIREBASE_PROJECT="+emu.Project,
-		"SIGNUPSYNC_ACK_WAIT=5s", "SIGNUPSYNC_BATCH_WINDOW=20ms", "SIGNUPSYNC_BREAKER_OPEN_FOR=1s", "SIGNUPSYNC_FIREBASE_TIMEOUT=3s",
-		"SIGNUPSYNC_METRICS_ADDR="+testenv.FreeAddr(t)), "importer")
+	var imps []*proc
+	for i := range max(plan.importers, 1) {
+		imp := newProc(t, fmt.Sprintf("importer-%d", i+1), append(common, "FIREBASE_AUTH_EMULATOR_HOST="+fbHost, "SIGNUPSYNC_FIREBASE_PROJECT="+fbProject,
+			"SIGNUPSYNC_ACK_WAIT=5s", "SIGNUPSYNC_BATCH_WINDOW=20ms", "SIGNUPSYNC_BREAKER_OPEN_FOR=1s", "SIGNUPSYNC_FIREBASE_TIMEOUT=3s",
+			// An import frozen by the outage lands when it ends.
+			"SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT="+(plan.emulatorOutage+5*time.Second).String(),
+			"SIGNUPSYNC_METRICS_ADDR="+testenv.FreeAddr(t)), "importer")
+		imps = append(imps, imp)
+	}
 	ing.start()
-	imp.start()
+	for _, imp := range imps {
+		imp.start()
+	}
 	sender := &chaosSender{url: "http://" + httpAddr, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]int{}, statuses: map[int]int{}}
 	testenv.Eventually(t, "ingest to be ready", func() bool {
 		res, err := http.Get(sender.url + "/readyz")
@@ -256,11 +286,12 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		wait := func(d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
 		for k := 1; k <= plan.importerKills; k++ {
 			wait(at(k))
+			imp := imps[r.IntN(len(imps))]
 			imp.kill()
 			t0 := time.Now()
 			time.Sleep(time.Duration(200+r.IntN(800)) * time.Millisecond)
 			imp.start()
-			log = append(log, fmt.Sprintf("importer SIGKILL #%d at %s, down %s", k, t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
+			log = append(log, fmt.Sprintf("%s SIGKILL #%d at %s, down %s", imp.name, k, t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
 		}
 		if plan.brokerKill && plan.cluster {
 			// One node, then another after the first is back: R3 keeps a
@@ -295,16 +326,15 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		}
 		if plan.emulatorOutage > 0 {
 			wait(at(plan.importerKills + 2))
-			// Frozen, not stopped: see testenv.Emulator.Freeze.
 			t0 := time.Now()
-			if err := emu.Freeze(); err != nil {
-				t.Errorf("freeze emulator: %v", err)
+			if err := freeze(); err != nil {
+				t.Errorf("freeze firebase: %v", err)
 			}
 			time.Sleep(plan.emulatorOutage)
-			if err := emu.Thaw(); err != nil {
-				t.Errorf("thaw emulator: %v", err)
+			if err := thaw(); err != nil {
+				t.Errorf("thaw firebase: %v", err)
 			}
-			log = append(log, fmt.Sprintf("Firebase Auth emulator unavailable (SIGSTOP) at %s for %s", t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
+			log = append(log, fmt.Sprintf("Firebase unavailable (calls hang) at %s for %s", t0.Sub(start).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond)))
 		}
 		faultsDone <- strings.Join(log, "\n")
 	}()
@@ -357,14 +387,31 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	testenv.WaitDrained(t, js)
-	t.Setenv(testenv.EmulatorHostEnv, emu.Host)
-	fb := testenv.FirebaseAuth(t, emu.Project)
+	t.Setenv(testenv.EmulatorHostEnv, fbHost)
+	fb := testenv.FirebaseAuth(t, fbProject)
 	tally := reconcileChaos(t, js, fb, users, sender)
+	if prod != nil {
+		st := prod.Stats(fbProject)
+		tally += fmt.Sprintf(" replaced=%d shared_emails=%d shared_identities=%d", st.Replacements, len(st.DuplicateEmails), len(st.DuplicateIdentities))
+		if st.Replacements != 0 || len(st.DuplicateEmails) != 0 || len(st.DuplicateIdentities) != 0 {
+			t.Errorf("production Firebase: accounts replaced or shared: %s (replaced uids %v)", tally, st.ReplacedUIDs)
+			for _, imp := range imps {
+				b, _ := os.ReadFile(imp.log)
+				for _, line := range strings.Split(string(b), "\n") {
+					for _, uid := range st.ReplacedUIDs {
+						if strings.Contains(line, uid) {
+							t.Logf("%s: %s", imp.name, line)
+						}
+					}
+				}
+			}
+		}
+	}
 	t.Logf("chaos: %s; statuses %v", tally, sender.statuses)
 	if strings.Contains(tally, "lost=0 duplicated=0") == false {
 		t.Fatalf("signups lost or duplicated: %s", tally)
 	}
-	for _, p := range []*proc{ing, imp} {
+	for _, p := range append([]*proc{ing}, imps...) {
 		b, _ := os.ReadFile(p.log)
 		if bytes.Contains(b, []byte("@example.com")) || bytes.Contains(b, []byte(devSecret)) {
 			t.Errorf("%s logs contain an email address or the secret", p.name)
@@ -434,4 +481,12 @@ func reconcileChaos(t *testing.T, js jetstream.JetStream, fb *auth.Client, users
 // source, counted to the last signup. `make chaos` runs the long one.
 func TestChaosShort(t *testing.T) {
 	runChaos(t, chaosPlan{rate: 100, duration: 20 * time.Second, importerKills: 2, brokerKill: true, emulatorOutage: 5 * time.Second, lateDuplicates: true})
+}
+
+// TestChaosShortProduction is the short run against Firebase with
+// production semantics and three importer replicas: it also counts replaced
+// accounts and emails or identities held by two accounts, which the
+// emulator would have refused and so hidden.
+func TestChaosShortProduction(t *testing.T) {
+	runChaos(t, chaosPlan{rate: 100, duration: 20 * time.Second, importerKills: 2, brokerKill: true, emulatorOutage: 5 * time.Second, lateDuplicates: true, production: true, importers: 3})
 }

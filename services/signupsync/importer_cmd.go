@@ -41,6 +41,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 	fbTimeout := f.Duration("firebase-timeout", "SIGNUPSYNC_FIREBASE_TIMEOUT", d.FirebaseTimeout, "deadline of one Firebase call")
 	ackWait := f.Duration("ack-wait", "SIGNUPSYNC_ACK_WAIT", d.Delivery.AckWait, "consumer AckWait")
 	maxDeliver := f.Int("max-deliver", "SIGNUPSYNC_MAX_DELIVER", d.Delivery.MaxDeliver, "deliveries before a failing signup is dead-lettered")
+	ambWait := f.Duration("ambiguous-import-wait", "SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT", d.AmbiguousWait, "how long an import that got no answer may still be applied by Firebase; the user is not imported again before")
 	enrichAll := f.Bool("enrich-all", "SIGNUPSYNC_ENRICH_ALL", false, "read every signup from the Auth0 Management API, not only partial ones")
 	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", f.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id (falls back to GOOGLE_CLOUD_PROJECT)")
 	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
@@ -61,7 +62,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 			c.FirebaseRPS = 0
 		}
 		c.BreakerFailures, c.BreakerOpenFor, c.FirebaseTimeout = uint32(max(*brFail, 0)), *brOpen, *fbTimeout
-		c.Delivery.AckWait, c.Delivery.MaxDeliver = *ackWait, *maxDeliver
+		c.Delivery.AckWait, c.Delivery.MaxDeliver, c.AmbiguousWait = *ackWait, *maxDeliver, *ambWait
 		c.EnrichAll = *enrichAll
 		s.auth0 = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
 		var errs []error
