@@ -20,4 +20,26 @@
 // the server's dedupe index small (about 600,000 ids at 1,000 signups/s).
 // Beyond the window the importer's ledger and its Firebase look-ups make the
 // second copy an already_present outcome instead of a second account.
+//
+// # Exactly once against production Firebase
+//
+// Production ImportUsers replaces an existing uid and stores a duplicate
+// email as a second account, so look-ups are not enough when two importers
+// look up at once. The claims of [ClaimKeys] (bucket [BucketClaims]) make
+// one attempt, in any process, the only one that may create a given uid,
+// provider identity or email; their lifecycle is documented there. None of
+// the three look-ups per candidate (uid, provider identity, email) is made
+// redundant by the claims or the ledger: both know only accounts signupsync
+// created, and the look-ups exist for the accounts it did not (the one-time
+// export, users who already signed in to the new app). What the claims do
+// save is the per-process lock the importer had: batches of every worker and
+// replica now look up and import side by side.
+//
+// # Delivery
+//
+// The importer's consumer has an unlimited server-side MaxDeliver; the
+// importer enforces [Delivery.MaxDeliver] itself, so a signup whose last
+// delivery could not be dead-lettered is delivered again rather than left
+// without an outcome (see [Delivery.ConsumerConfig]). A decided ledger
+// outcome is never downgraded ([Outcome.SupersededBy]).
 package events
