@@ -38,13 +38,15 @@ import (
 //     holds any of them. Since the look-up happens after the claim, and a
 //     claim is taken over only after its holder's import finished, the
 //     look-up sees every account an earlier holder created.
-//  4. After the outcome is in the ledger, claims of an outcome that leaves
-//     no account (conflict, skipped, dead_lettered) are deleted at once;
-//     claims of an imported user stay until they expire, and the next
-//     claimant takes them over from the ledger. A transient failure deletes
-//     them too, unless the import itself got no answer (below): either the
-//     import was not sent or refused, or it was applied and every later
-//     look-up sees the account.
+//  4. Once the outcome is in the ledger the claims are removed (purged on
+//     their revision, so a successor's claim is never touched, with a
+//     marker that lives [ClaimMarkerTTL]): an imported account is now
+//     visible to every later
+//     look-up, and an outcome that left no account needs no protection. A
+//     transient failure removes them too, unless the import itself got no
+//     answer (below): either the import was not sent or was refused, or it
+//     was applied and every later look-up sees the account. So the bucket
+//     holds only the claims of imports in flight.
 //
 // An import that failed without an answer is ambiguous: production may still
 // apply the request after the client gave up, and a look-up issued later
@@ -53,20 +55,27 @@ import (
 // looking up; the importer's horizon (--ambiguous-import-wait) bounds how
 // long an abandoned request can still land.
 //
-// Claims expire ([DefaultClaimTTL], the bucket's TTL) so a claim left by a
-// crashed importer never blocks anyone for long; the TTL must exceed the
-// importer's AckWait, so a live holder never loses its claim mid-import (the
-// importer checks this at start-up). Expired claims need no clean-up and the
-// bucket holds only the claims of recent imports.
+// Claims expire ([DefaultClaimTTL], the bucket's TTL), which clears those
+// left by crashed importers; the TTL must exceed the importer's AckWait plus
+// its ambiguity horizon, so neither a live holder nor an ambiguity mark is
+// lost too early (the importer checks this at start-up).
 //
 // The keys hold no personal data: each is a SHA-256 of its kind and value.
 
 // BucketClaims is the key-value bucket of [Claim] values.
 const BucketClaims = "SIGNUPS_CLAIMS"
 
-// DefaultClaimTTL is how long a claim lives. It exceeds the importer's
-// default AckWait (60 s) with room for a batch that ends near its deadline.
-const DefaultClaimTTL = 3 * time.Minute
+// DefaultClaimTTL is how long a claim left behind lives. It exceeds the
+// importer's AckWait plus its ambiguity horizon with room for non-default
+// settings; it costs nothing in the normal case, where a claim is removed
+// as soon as its outcome is recorded.
+const DefaultClaimTTL = 15 * time.Minute
+
+// ClaimMarkerTTL is how long the marker of a removed or expired claim stays
+// in the bucket. Markers need no lifetime of their own (a missing key and a
+// marker mean the same to a claimant); a short one keeps the bucket to the
+// claims in flight.
+const ClaimMarkerTTL = time.Second
 
 // Claim is the value of a claim key: which Auth0 user holds it, under which
 // Firebase uid, and which attempt (a message of a stream) took it.
@@ -127,7 +136,8 @@ type ClaimKey struct {
 // ClaimKeys returns the claim keys of a Firebase account: its uid, its
 // provider identity (Firebase provider id and the provider's user id) and,
 // when not empty, its email, normalised like Firebase compares emails
-// (lower case, surrounding space trimmed). Keys are "<kind>.<sha256 hex>".
+// (lower case, surrounding space trimmed). Keys are "<kind>.<hex>", the
+// first 128 bits of a SHA-256 of kind and value.
 func ClaimKeys(uid, providerID, providerUID, email string) []ClaimKey {
 	keys := []ClaimKey{
 		{ClaimUID, claimKey(ClaimUID, uid)},
@@ -144,5 +154,5 @@ func NormaliseEmail(email string) string { return strings.ToLower(strings.TrimSp
 
 func claimKey(kind ClaimKind, v string) string {
 	sum := sha256.Sum256([]byte(string(kind) + "\x00" + v))
-	return string(kind) + "." + hex.EncodeToString(sum[:])
+	return string(kind) + "." + hex.EncodeToString(sum[:16])
 }

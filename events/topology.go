@@ -112,12 +112,13 @@ func (t Topology) LedgerBucket() jetstream.KeyValueConfig {
 // expiring ClaimTTL after it was written.
 func (t Topology) ClaimBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
-		Bucket:      BucketClaims,
-		Description: "Import claims on Firebase uids, provider identities and emails",
-		History:     1,
-		TTL:         t.ClaimTTL,
-		Storage:     t.Storage,
-		Replicas:    t.Replicas,
+		Bucket:         BucketClaims,
+		Description:    "Import claims on Firebase uids, provider identities and emails",
+		History:        1,
+		TTL:            t.ClaimTTL,
+		LimitMarkerTTL: ClaimMarkerTTL,
+		Storage:        t.Storage,
+		Replicas:       t.Replicas,
 	}
 }
 

@@ -149,13 +149,15 @@ func attemptID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// releaseClaims deletes the claims of an attempt whose outcome leaves no
-// account, or that failed without an ambiguous import, so the next claimant
-// need not wait for them to expire. A failed delete is harmless: the claim
+// releaseClaims removes the claims of an attempt whose outcome is recorded,
+// or that failed without an ambiguous import: each is purged only if it is
+// still this attempt's revision, so a successor's claim is never touched,
+// and the purge marker expires after events.ClaimMarkerTTL. A failed purge
+// is harmless: the claim is taken over once older than AckWait, and
 // expires.
 func (im *Importer) releaseClaims(ctx context.Context, it *item) {
 	for _, c := range it.claims {
-		if err := im.claims.Delete(ctx, c.key, jetstream.LastRevision(c.rev)); err != nil {
+		if err := im.claims.Purge(ctx, c.key, jetstream.LastRevision(c.rev), jetstream.PurgeTTL(events.ClaimMarkerTTL)); err != nil {
 			im.log.DebugContext(it.ctx, "claim not released; it expires", "err", err)
 		}
 	}

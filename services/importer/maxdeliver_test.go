@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -182,5 +183,41 @@ func TestConcurrentCopyEndingConflictKeepsImportedInTheLedger(t *testing.T) {
 		if e.Outcome != events.OutcomeImported || e.FirebaseUID != "google-oauth2|7" || e.Deliveries != 2 {
 			t.Fatalf("order %v: %+v", order, e)
 		}
+	}
+}
+
+func TestClaimsAreRemovedOnceSettled(t *testing.T) {
+	// The claims bucket holds only imports in flight: after 60 signups
+	// settle (imported, a conflict on a shared email, skipped), no claim
+	// and, once their markers expire, no message is left in it.
+	e := newEnv(t)
+	e.start()
+	for i := range 30 {
+		e.publish(events.SourceAction, social("github", fmt.Sprint(600+i), fmt.Sprintf("rel%d@example.com", i)), 0)
+		e.publish(events.SourceAction, social("google-oauth2", fmt.Sprint(700+i), fmt.Sprintf("rel%d@example.com", i)), 0)
+	}
+	e.idle()
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, events.BucketClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range keys.Keys() {
+		n++
+	}
+	if n != 0 {
+		t.Fatalf("%d claims left after every signup settled", n)
+	}
+	testenv.Eventually(t, "the claim markers to expire", func() bool {
+		st, err := kv.Status(ctx)
+		return err == nil && st.Values() == 0
+	})
+	if got := len(e.accounts()); got != 30 {
+		t.Fatalf("%d accounts, want 30", got)
 	}
 }

@@ -28,9 +28,7 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 			im.retryAll(ctx, group)
 			return
 		}
-		if !it.outcome.Final() {
-			im.releaseClaims(ctx, it)
-		}
+		im.releaseClaims(ctx, it)
 		for i, g := range group {
 			reason := it.reason
 			if i > 0 {
