@@ -6,7 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/signupsync/signupsync/events"
@@ -21,38 +24,85 @@ var errClaimBusy = errors.New("another import holds this uid, provider identity 
 // heldClaim is a claim key this attempt holds, with the revision that
 // releases it.
 type heldClaim struct {
-	key string
-	rev uint64
+	kind events.ClaimKind
+	key  string
+	rev  uint64
 }
 
-// claim takes every claim key of a candidate in SIGNUPS_CLAIMS (the
-// lifecycle is documented with events.ClaimKeys). It leaves the item
-// undecided when all are held; otherwise it decides it: already_present
-// when another copy of the same user has been imported meanwhile, a wait
-// (errClaimBusy) while another attempt may still be importing, a transient
-// retry when the bucket fails.
-func (im *Importer) claim(ctx context.Context, it *item) {
-	holder := events.ClaimHolder(it.meta.Stream, it.meta.Sequence.Stream, attemptID())
-	it.claim = events.Claim{Auth0UserID: it.ev.Subject, FirebaseUID: it.uid, Holder: holder, At: im.now()}
-	val, err := events.MarshalClaim(it.claim)
-	if err != nil {
-		it.retry(err, 0)
-		return
+// claimSubjectPrefix is the subject of a claim key in the bucket's stream.
+const claimSubjectPrefix = "$KV." + events.BucketClaims + "."
+
+// claimAll takes every claim key of the candidates in SIGNUPS_CLAIMS (the
+// lifecycle is documented with events.ClaimKeys). The common case, a key
+// nobody holds, is one pipelined create-if-absent publish per key (expected
+// last subject sequence 0); keys that are held, or whose publish failed, go
+// through claimKey. A candidate left undecided holds all its keys;
+// otherwise it is decided: already_present when another copy of the same
+// user has been imported meanwhile, a wait (errClaimBusy) while another
+// attempt may still be importing, a transient retry when the bucket fails.
+func (im *Importer) claimAll(ctx context.Context, cands []*item) {
+	type pending struct {
+		it  *item
+		k   events.ClaimKey
+		fut jetstream.PubAckFuture
 	}
-	for _, k := range events.ClaimKeys(it.uid, it.elig.FirebaseProvider, it.elig.Identity.UserID, it.data.Email) {
-		if !im.claimKey(ctx, it, k, holder, val) {
-			return
+	var ps []pending
+	for _, it := range cands {
+		it.claim = events.Claim{Auth0UserID: it.ev.Subject, FirebaseUID: it.uid, Holder: events.ClaimHolder(it.meta.Stream, it.meta.Sequence.Stream, attemptID()), At: im.now()}
+		val, err := events.MarshalClaim(it.claim)
+		if err != nil {
+			it.retry(err, 0)
+			continue
+		}
+		it.claimVal = val
+		for _, k := range events.ClaimKeys(it.uid, it.elig.FirebaseProvider, it.elig.Identity.UserID, it.data.Email) {
+			m := nats.NewMsg(claimSubjectPrefix + k.Key)
+			m.Data = val
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+			fut, err := im.js.PublishMsgAsync(m)
+			if err != nil {
+				fut = nil // the slow path tries again
+			}
+			ps = append(ps, pending{it, k, fut})
 		}
 	}
+	slow := map[*item][]events.ClaimKey{}
+	var order []*item
+	for _, p := range ps {
+		held := false
+		if p.fut != nil {
+			select {
+			case ack := <-p.fut.Ok():
+				p.it.claims = append(p.it.claims, heldClaim{p.k.Kind, p.k.Key, ack.Sequence})
+				held = true
+			case <-p.fut.Err():
+			case <-ctx.Done():
+			}
+		}
+		if !held && p.it.decision == undecided {
+			if _, ok := slow[p.it]; !ok {
+				order = append(order, p.it)
+			}
+			slow[p.it] = append(slow[p.it], p.k)
+		}
+	}
+	im.parallel(order, func(it *item) {
+		for _, k := range slow[it] {
+			if !im.claimKey(ctx, it, k) {
+				return
+			}
+		}
+	})
 }
 
 // claimKey takes one key; it reports whether the item holds it (else the
 // item is decided).
-func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey, holder string, val []byte) bool {
+func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey) bool {
+	val := it.claimVal
 	for range 4 {
 		rev, err := im.claims.Create(ctx, k.Key, val)
 		if err == nil {
-			it.claims = append(it.claims, heldClaim{k.Key, rev})
+			it.claims = append(it.claims, heldClaim{k.Kind, k.Key, rev})
 			return true
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -107,7 +157,7 @@ func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey, h
 		// Taken over with a compare-and-set: the holder is certainly over.
 		rev, err = im.claims.Update(ctx, k.Key, val, e.Revision())
 		if err == nil {
-			it.claims = append(it.claims, heldClaim{k.Key, rev})
+			it.claims = append(it.claims, heldClaim{k.Kind, k.Key, rev})
 			return true
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
@@ -125,7 +175,8 @@ func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey, h
 // passes. If the write fails, the message's nak delay still keeps this
 // attempt away; only a crash in between leaves it unrecorded.
 func (im *Importer) markAmbiguous(ctx context.Context, it *item) {
-	if len(it.claims) == 0 {
+	i := slices.IndexFunc(it.claims, func(h heldClaim) bool { return h.kind == events.ClaimUID })
+	if i < 0 {
 		return
 	}
 	c := it.claim
@@ -134,8 +185,8 @@ func (im *Importer) markAmbiguous(ctx context.Context, it *item) {
 	val, err := events.MarshalClaim(c)
 	if err == nil {
 		var rev uint64
-		if rev, err = im.claims.Update(ctx, it.claims[0].key, val, it.claims[0].rev); err == nil {
-			it.claims[0].rev = rev
+		if rev, err = im.claims.Update(ctx, it.claims[i].key, val, it.claims[i].rev); err == nil {
+			it.claims[i].rev = rev
 			return
 		}
 	}
@@ -149,17 +200,42 @@ func attemptID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// releaseClaims removes the claims of an attempt whose outcome is recorded,
-// or that failed without an ambiguous import: each is purged only if it is
-// still this attempt's revision, so a successor's claim is never touched,
-// and the purge marker expires after events.ClaimMarkerTTL. A failed purge
-// is harmless: the claim is taken over once older than AckWait, and
-// expires.
-func (im *Importer) releaseClaims(ctx context.Context, it *item) {
-	for _, c := range it.claims {
-		if err := im.claims.Purge(ctx, c.key, jetstream.LastRevision(c.rev), jetstream.PurgeTTL(events.ClaimMarkerTTL)); err != nil {
-			im.log.DebugContext(it.ctx, "claim not released; it expires", "err", err)
+// releaseAll removes the claims of the items marked for release (their
+// outcome is recorded, or they failed without an ambiguous import): each is
+// purged only if it is still this attempt's revision, so a successor's claim
+// is never touched, and the purge marker expires after
+// events.ClaimMarkerTTL. The purges are pipelined. A failed purge is
+// harmless: the claim is taken over once older than AckWait, and expires.
+func (im *Importer) releaseAll(ctx context.Context, items []*item) {
+	var futs []jetstream.PubAckFuture
+	for _, it := range items {
+		if !it.release {
+			continue
+		}
+		for _, c := range it.claims {
+			m := nats.NewMsg(claimSubjectPrefix + c.key)
+			m.Header.Set(kvOperation, "PURGE")
+			m.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(c.rev, 10))
+			fut, err := im.js.PublishMsgAsync(m, jetstream.WithMsgTTL(events.ClaimMarkerTTL))
+			if err != nil {
+				im.log.DebugContext(ctx, "claim not released; it expires", "err", err)
+				continue
+			}
+			futs = append(futs, fut)
+		}
+		it.claims, it.release = nil, false
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			im.log.DebugContext(ctx, "claim not released; it expires", "err", err)
+		case <-ctx.Done():
+			return
 		}
 	}
-	it.claims = nil
 }
+
+// kvOperation is the header that marks a key-value delete or purge.
+const kvOperation = "KV-Operation"

@@ -261,7 +261,12 @@ type item struct {
 	// value written; ambiguous says its import failed without an answer.
 	claims    []heldClaim
 	claim     events.Claim
+	claimVal  []byte
 	ambiguous bool
+	// release marks claims to remove once the batch is settled.
+	release bool
+	// read is the user's ledger entry as read at the start of the batch.
+	read *ledgerRead
 
 	decision decision
 	outcome  events.Outcome
@@ -333,7 +338,7 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 	// process, both found free. With every key claimed, batches of all
 	// workers and replicas look up and import side by side.
 	t1 := time.Now()
-	im.parallel(cands, func(it *item) { im.claim(bctx, it) })
+	im.claimAll(bctx, cands)
 	tClaim := time.Since(t1)
 	t1 = time.Now()
 	toImport := im.resolve(bctx, cands)
@@ -354,6 +359,7 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 	for _, it := range early {
 		im.finish(bctx, it)
 	}
+	im.releaseAll(bctx, primaries)
 	attrs := []any{"messages", len(msgs), "users", len(primaries), "ledger_ms", tLedger.Milliseconds(),
 		"claim_ms", tClaim.Milliseconds(), "lookup_ms", tLookup.Milliseconds(), "import_ms", tImport.Milliseconds(), "settle_ms", time.Since(t3).Milliseconds()}
 	for _, o := range events.Outcomes() {
@@ -416,7 +422,10 @@ func (im *Importer) group(items []*item) []*item {
 // checkLedger settles users the ledger already knows to be in Firebase.
 func (im *Importer) checkLedger(ctx context.Context, items []*item) {
 	im.parallel(items, func(it *item) {
-		e, found, err := im.ledger.get(ctx, it.ev.Subject)
+		e, rev, found, err := im.ledger.getRev(ctx, it.ev.Subject)
+		if err == nil {
+			it.read = &ledgerRead{entry: e, rev: rev, found: found}
+		}
 		switch {
 		case err != nil:
 			it.retry(err, 0)

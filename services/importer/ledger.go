@@ -41,8 +41,19 @@ func (l *ledger) getRev(ctx context.Context, userID string) (events.LedgerEntry,
 	return e, kve.Revision(), true, nil
 }
 
+// ledgerRead is an entry as read, with the revision to update it by.
+type ledgerRead struct {
+	entry events.LedgerEntry
+	rev   uint64
+	found bool
+}
+
 // ledgerUpdate is what one settled signup adds to its user's entry.
 type ledgerUpdate struct {
+	// read, when set, is the entry as the importer read it earlier in the
+	// batch: the first compare-and-set uses it instead of reading again.
+	read *ledgerRead
+
 	userID      string
 	outcome     events.Outcome
 	reason      string
@@ -85,8 +96,13 @@ func merge(e events.LedgerEntry, found bool, u ledgerUpdate) events.LedgerEntry 
 func (l *ledger) record(ctx context.Context, u ledgerUpdate) (events.LedgerEntry, error) {
 	key := events.LedgerKey(u.userID)
 	for attempt := 0; ; attempt++ {
-		cur, rev, found, err := l.getRev(ctx, u.userID)
-		if err != nil {
+		var cur events.LedgerEntry
+		var rev uint64
+		var found bool
+		var err error
+		if attempt == 0 && u.read != nil {
+			cur, rev, found = u.read.entry, u.read.rev, u.read.found
+		} else if cur, rev, found, err = l.getRev(ctx, u.userID); err != nil {
 			return events.LedgerEntry{}, err
 		}
 		next := merge(cur, found, u)

@@ -28,7 +28,7 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 			im.retryAll(ctx, group)
 			return
 		}
-		im.releaseClaims(ctx, it)
+		it.release = true
 		for i, g := range group {
 			reason := it.reason
 			if i > 0 {
@@ -41,7 +41,7 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 		if it.ambiguous {
 			im.markAmbiguous(ctx, it)
 		} else {
-			im.releaseClaims(ctx, it)
+			it.release = true
 		}
 		im.retryAll(ctx, group)
 	case dead:
@@ -101,7 +101,7 @@ func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason s
 		return
 	}
 	im.metrics.deadLettered(reason)
-	im.releaseClaims(ctx, it)
+	it.release = true
 	if it.ev.Subject != "" {
 		if err := im.recordLedger(ctx, it, events.OutcomeDeadLettered, reason, errText(cause), ""); err != nil {
 			im.log.WarnContext(it.ctx, "ledger not updated for dead letter", "err", err)
@@ -141,7 +141,7 @@ func (im *Importer) recordLedger(ctx context.Context, it *item, o events.Outcome
 		traceID = sc.TraceID().String()
 	}
 	_, err := im.ledger.record(ctx, ledgerUpdate{
-		userID: it.ev.Subject, outcome: o, reason: reason, detail: detail, firebaseUID: fbUID,
+		read: it.read, userID: it.ev.Subject, outcome: o, reason: reason, detail: detail, firebaseUID: fbUID,
 		sources: srcs, deliveries: 1 + len(it.dups), traceID: traceID, at: im.now(),
 	})
 	return err
