@@ -19,7 +19,7 @@ EMULATOR_PORT  ?= 9099
 PROJECT        ?= demo-signupsync
 DEV_SECRET     ?= whsec_c2lnbnVwc3luYy1sb2NhbC1kZXYtc2VjcmV0
 
-.PHONY: all build run test validate-deploy bench chaos lint fuzz emulator clean
+.PHONY: all build run test validate-deploy bench bench-backfill chaos lint fuzz emulator clean
 
 all: lint test
 
@@ -59,6 +59,15 @@ $(NATS_SERVER): go.mod
 	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
 bench: build emulator $(NATS_SERVER)
 	$(GO) run ./internal/bench -runs $(BENCH_RUNS) -markdown $(CACHE)/bench-table.md
+
+# The backfill of a BACKFILL_USERS-user export, once, with its limits: published
+# into the stream, then imported until the stream is drained or the emulator's
+# resident memory reaches EMULATOR_MAX_RSS MiB (it holds 12–17 KB per account).
+# Long and memory-hungry: not part of make bench.
+BACKFILL_USERS   ?= 1000000
+EMULATOR_MAX_RSS ?= 16384
+bench-backfill: build emulator $(NATS_SERVER)
+	$(GO) run ./internal/bench -runs 0 -large-backfill $(BACKFILL_USERS) -emulator-max-rss $(EMULATOR_MAX_RSS) -markdown $(CACHE)/bench-backfill-table.md
 
 # The long chaos run: five importer SIGKILLs, a broker SIGKILL, a 30 s
 # Firebase outage and late duplicates at 200 signups/s, counted to the last
