@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -95,28 +96,55 @@ func NewEmulator(dir string) (*Emulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := make([]int, 3)
-	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-	}
-	cfg := fmt.Sprintf(`{"emulators":{"auth":{"host":"127.0.0.1","port":%d},"hub":{"host":"127.0.0.1","port":%d},"logging":{"host":"127.0.0.1","port":%d},"ui":{"enabled":false},"singleProjectMode":false}}`, ports[0], ports[1], ports[2])
-	if err := os.WriteFile(filepath.Join(dir, "firebase.json"), []byte(cfg), 0o644); err != nil {
+	e := &Emulator{bin: bin, dir: dir, stateDir: filepath.Join(dir, "state")}
+	if err := e.choosePorts(); err != nil {
 		return nil, err
 	}
-	e := &Emulator{Host: "127.0.0.1:" + strconv.Itoa(ports[0]), Project: "demo-emu-" + strconv.Itoa(ports[0]), bin: bin, dir: dir, stateDir: filepath.Join(dir, "state")}
 	return e, nil
 }
 
+// choosePorts picks free loopback ports for the emulator and its hub and
+// logging servers and writes the config.
+func (e *Emulator) choosePorts() error {
+	ports := make([]int, 3)
+	for i := range ports {
+		var err error
+		if ports[i], err = freePort(); err != nil {
+			return fmt.Errorf("free port: %w", err)
+		}
+	}
+	cfg := fmt.Sprintf(`{"emulators":{"auth":{"host":"127.0.0.1","port":%d},"hub":{"host":"127.0.0.1","port":%d},"logging":{"host":"127.0.0.1","port":%d},"ui":{"enabled":false},"singleProjectMode":false}}`, ports[0], ports[1], ports[2])
+	if err := os.WriteFile(filepath.Join(e.dir, "firebase.json"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	e.Host, e.Project = "127.0.0.1:"+strconv.Itoa(ports[0]), "demo-emu-"+strconv.Itoa(ports[0])
+	return nil
+}
+
 // Start launches the emulator and waits until it answers. With keepState,
-// accounts exported by the previous Stop are imported.
+// accounts exported by the previous Stop are imported. A first start whose
+// ports were taken meanwhile (they are picked free, then bound by another
+// process) is tried again on new ports.
 func (e *Emulator) Start(keepState bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.cmd != nil {
 		return errors.New("emulator already running")
 	}
+	for attempt := 1; ; attempt++ {
+		err := e.startLocked(keepState)
+		if err == nil || keepState || attempt == 3 || !errors.Is(err, errPortTaken) {
+			return err
+		}
+		if err := e.choosePorts(); err != nil {
+			return err
+		}
+	}
+}
+
+var errPortTaken = errors.New("emulator port taken")
+
+func (e *Emulator) startLocked(keepState bool) error {
 	args := []string{"emulators:start", "--only", "auth", "--project", e.Project, "--config", filepath.Join(e.dir, "firebase.json"), "--export-on-exit", e.stateDir}
 	if keepState {
 		if _, err := os.Stat(e.stateDir); err == nil {
@@ -152,6 +180,10 @@ func (e *Emulator) Start(keepState bool) error {
 		case err := <-done:
 			e.cmd = nil
 			log, _ := os.ReadFile(filepath.Join(e.dir, "emulator.log"))
+			if bytes.Contains(log, []byte("port taken")) {
+				_ = os.Truncate(filepath.Join(e.dir, "emulator.log"), 0)
+				return fmt.Errorf("%w: %v\n%s", errPortTaken, err, tail(log, 3000))
+			}
 			return fmt.Errorf("firebase emulator exited during start: %v\n%s", err, tail(log, 3000))
 		case <-time.After(100 * time.Millisecond):
 		}

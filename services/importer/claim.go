@@ -120,6 +120,10 @@ func (im *Importer) claimKey(ctx context.Context, it *item, k events.ClaimKey) b
 		cur, derr := events.UnmarshalClaim(e.Value())
 		now := im.now()
 		switch {
+		case derr == nil && cur.Holder == it.claim.Holder:
+			// Ours: a pipelined create that was stored but not confirmed.
+			it.claims = append(it.claims, heldClaim{k.Kind, k.Key, e.Revision()})
+			return true
 		case derr != nil:
 			// Unreadable: taken over; the look-up decides.
 		case cur.AmbiguousUntil.After(now):
