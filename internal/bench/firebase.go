@@ -93,34 +93,12 @@ const limitWarmUp = 2000
 // rawImport is the ImportUsers limit: n new users in the importer's shape,
 // 1000 per call, one call at a time, into a fresh project cleared after.
 func (b *bench) rawImport(ctx context.Context, project string, n int) (float64, error) {
-	fb, err := firebaseClient(ctx, project)
-	if err != nil {
-		return 0, err
-	}
-	defer b.clearProject(project)
-	timed := func(from, n int) (time.Duration, error) {
-		var spent time.Duration
-		for i := 0; i < n; i += 1000 {
-			batch, err := shapedBatch(from+i, min(1000, n-i))
-			if err != nil {
-				return 0, err
-			}
-			start := time.Now()
-			if err := importBatch(ctx, fb, batch); err != nil {
-				return 0, fmt.Errorf("raw import: %w", err)
-			}
-			spent += time.Since(start)
+	return b.firebaseLimit(ctx, project, n, func(ctx context.Context, fb *auth.Client, batch []shaped) error {
+		if err := importBatch(ctx, fb, batch); err != nil {
+			return fmt.Errorf("raw import: %w", err)
 		}
-		return spent, nil
-	}
-	if _, err := timed(10_000_000, limitWarmUp); err != nil {
-		return 0, err
-	}
-	spent, err := timed(0, n)
-	if err != nil {
-		return 0, err
-	}
-	return float64(n) / spent.Seconds(), nil
+		return nil
+	})
 }
 
 // lookupsAtOnce is how many GetUsers calls the importer has in flight for
@@ -137,6 +115,21 @@ const lookupsAtOnce = 4
 // the other, into a fresh project cleared after. The look-ups must find
 // nothing: the users are new, as in the importer figures.
 func (b *bench) requiredWork(ctx context.Context, project string, n int) (float64, error) {
+	return b.firebaseLimit(ctx, project, n, func(ctx context.Context, fb *auth.Client, batch []shaped) error {
+		if err := lookUp(ctx, fb, batch); err != nil {
+			return fmt.Errorf("required work: %w", err)
+		}
+		if err := importBatch(ctx, fb, batch); err != nil {
+			return fmt.Errorf("required work: %w", err)
+		}
+		return nil
+	})
+}
+
+// firebaseLimit times work over n new users in batches of 1000, after
+// limitWarmUp untimed users, counting only the time spent in work, and
+// returns users per second. The project is cleared after.
+func (b *bench) firebaseLimit(ctx context.Context, project string, n int, work func(context.Context, *auth.Client, []shaped) error) (float64, error) {
 	fb, err := firebaseClient(ctx, project)
 	if err != nil {
 		return 0, err
@@ -150,11 +143,8 @@ func (b *bench) requiredWork(ctx context.Context, project string, n int) (float6
 				return 0, err
 			}
 			start := time.Now()
-			if err := lookUp(ctx, fb, batch); err != nil {
-				return 0, fmt.Errorf("required work: %w", err)
-			}
-			if err := importBatch(ctx, fb, batch); err != nil {
-				return 0, fmt.Errorf("required work: %w", err)
+			if err := work(ctx, fb, batch); err != nil {
+				return 0, err
 			}
 			spent += time.Since(start)
 		}
