@@ -81,7 +81,8 @@ type VerifierConfig struct {
 	JWKSURL string
 	// ClockSkew is allowed on exp, nbf, iat and the age check.
 	ClockSkew time.Duration
-	// MaxTokenAge bounds now − auth_time (or iat when auth_time is absent).
+	// MaxTokenAge bounds now − auth_time (or iat when auth_time is absent);
+	// that time more than ClockSkew in the future is refused too.
 	MaxTokenAge time.Duration
 	// RefreshInterval is the least time between two JWKS fetches caused by
 	// an unknown kid.
@@ -112,7 +113,9 @@ type Claims struct {
 // Verifier verifies Auth0 access or ID tokens: compact JWS, RS256 only,
 // signed by a key of the tenant's JWKS (cached; fetched again on an
 // unknown kid at most once per RefreshInterval), then issuer, audience,
-// expiry, not-before and maximum age. It is safe for concurrent use.
+// expiry, not-before and the sign-in time (auth_time, else iat): neither in
+// the future beyond ClockSkew nor older than MaxTokenAge. It is safe for
+// concurrent use.
 type Verifier struct {
 	cfg  VerifierConfig
 	keys *keyCache
@@ -214,6 +217,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	}
 	if ref.IsZero() {
 		return Claims{}, fmt.Errorf("%w: neither auth_time nor iat", ErrMissingClaim)
+	}
+	// A sign-in in the future would pass the age check below for as long
+	// as it lies ahead plus MaxTokenAge; jwx checks iat but not auth_time.
+	if ahead := ref.Sub(now); ahead > v.cfg.ClockSkew {
+		return Claims{}, fmt.Errorf("%w: sign-in time %s ahead", ErrNotYetValid, ahead.Truncate(time.Second))
 	}
 	if age := now.Sub(ref); age > v.cfg.MaxTokenAge+v.cfg.ClockSkew {
 		return Claims{}, fmt.Errorf("%w: %s old", ErrTooOld, age.Truncate(time.Second))

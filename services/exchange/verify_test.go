@@ -120,6 +120,10 @@ func TestVerify(t *testing.T) {
 		{"no exp", sign(with(good, map[string]any{"exp": nil})), exchange.ErrMissingClaim, exchange.ReasonInvalidToken},
 		{"no sub", sign(with(good, map[string]any{"sub": nil})), exchange.ErrMissingClaim, exchange.ReasonInvalidToken},
 		{"client credentials subject", sign(with(good, map[string]any{"sub": "abc123@clients"})), exchange.ErrSubject, exchange.ReasonInvalidToken},
+		{"auth_time in the future", sign(with(good, map[string]any{"auth_time": now.Add(5 * time.Minute).Unix()})), exchange.ErrNotYetValid, exchange.ReasonNotYetValid},
+		{"auth_time years ahead, iat now", sign(with(good, map[string]any{"auth_time": now.AddDate(10, 0, 0).Unix()})), exchange.ErrNotYetValid, exchange.ReasonNotYetValid},
+		{"auth_time ahead within the skew", sign(with(good, map[string]any{"auth_time": now.Add(20 * time.Second).Unix()})), nil, ""},
+		{"auth_time just past the skew", sign(with(good, map[string]any{"auth_time": now.Add(31 * time.Second).Unix()})), exchange.ErrNotYetValid, exchange.ReasonNotYetValid},
 		{"auth_time not a number", sign(with(good, map[string]any{"auth_time": "yesterday"})), exchange.ErrMalformedToken, exchange.ReasonInvalidToken},
 	}
 	for _, tt := range tests {

@@ -14,7 +14,8 @@ var ErrUnauthorized = errors.New("missing or wrong credentials")
 
 // headerAuth accepts a request whose Authorization header equals one of a set
 // of configured values, compared in constant time over their SHA-256 so
-// neither the value nor its length leaks. It is safe for concurrent use.
+// neither the value nor its length leaks; a Bearer or Basic scheme matches
+// in any case (see canonicalAuthorization). It is safe for concurrent use.
 type headerAuth struct {
 	accepted [][sha256.Size]byte
 }
@@ -23,7 +24,7 @@ func newHeaderAuth(values []string) *headerAuth {
 	a := &headerAuth{}
 	for _, v := range values {
 		if v = strings.TrimSpace(v); v != "" {
-			a.accepted = append(a.accepted, sha256.Sum256([]byte(v)))
+			a.accepted = append(a.accepted, sha256.Sum256([]byte(canonicalAuthorization(v))))
 		}
 	}
 	return a
@@ -34,7 +35,7 @@ func (a *headerAuth) check(r *http.Request) error {
 	if got == "" || len(a.accepted) == 0 {
 		return ErrUnauthorized
 	}
-	sum := sha256.Sum256([]byte(got))
+	sum := sha256.Sum256([]byte(canonicalAuthorization(got)))
 	ok := 0
 	for i := range a.accepted {
 		ok |= subtle.ConstantTimeCompare(sum[:], a.accepted[i][:])
@@ -64,3 +65,24 @@ func eventStreamAuth(tokens, basic []string) *headerAuth {
 }
 
 func basicValue(userPass string) string { return base64.StdEncoding.EncodeToString([]byte(userPass)) }
+
+// canonicalAuthorization spells the Bearer and Basic schemes of an
+// Authorization value one way, since schemes are case-insensitive (RFC 7235
+// section 2.1; RFC 9110 section 11.1), and takes the one or more spaces
+// after the scheme as one: "bearer t" and "BEARER  t" become "Bearer t".
+// The credentials are kept as sent, since tokens and base64 are
+// case-sensitive. A value with another scheme or none is compared whole, so
+// a Log Streams token that happens to hold a space does not turn
+// case-insensitive in its first word.
+func canonicalAuthorization(v string) string {
+	scheme, cred, ok := strings.Cut(v, " ")
+	if !ok {
+		return v
+	}
+	for _, s := range [...]string{"Bearer", "Basic"} {
+		if strings.EqualFold(scheme, s) {
+			return s + " " + strings.TrimLeft(cred, " ")
+		}
+	}
+	return v
+}

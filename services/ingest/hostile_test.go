@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,9 @@ func TestHostileInput(t *testing.T) {
 	}
 }
 
-// TestHostileRequests covers transport and authentication abuse.
+// TestHostileRequests covers transport and authentication abuse, and
+// requests that look odd but are valid: those must be answered 202 and
+// stored exactly once (each uses its own user), the others stored never.
 func TestHostileRequests(t *testing.T) {
 	h := newHarness(t)
 	good := actionBody("google-oauth2|8008")
@@ -84,6 +87,16 @@ func TestHostileRequests(t *testing.T) {
 		hd.Set("Content-Type", "application/json")
 		return hd
 	}
+	// withSignatures replaces webhook-signature by what list makes of the
+	// valid one.
+	withSignatures := func(body []byte, list func(valid string) string) http.Header {
+		hd := h.signed(body)
+		hd.Set(HeaderWebhookSignature, list(hd.Get(HeaderWebhookSignature)))
+		return hd
+	}
+	plusTimestamp := signedAs(t, testSecret, "msg_plus", "+"+strconv.FormatInt(time.Now().Unix(), 10), good)
+	plusTimestamp.Set("Content-Type", "application/json")
+	seventeenth, atLimit := actionBody("google-oauth2|8101"), actionBody("google-oauth2|8102")
 	tests := []struct {
 		name   string
 		path   string
@@ -107,7 +120,22 @@ func TestHostileRequests(t *testing.T) {
 			return hd
 		}(), good, false, 401},
 		{"empty signature list", PathAction, func() http.Header { hd := h.signed(good); hd.Set(HeaderWebhookSignature, " "); return hd }(), good, false, 401},
-		{"bearer token in lower case scheme", PathEventStream, bearer("bearer " + eventToken), eventStreamBody("github|1"), false, 401},
+		{"valid signature after 16 others", PathAction, withSignatures(seventeenth, func(v string) string { return decoys(16) + " " + v }), seventeenth, false, 202},
+		{"valid signature last in a header at the size limit", PathAction, withSignatures(atLimit, func(v string) string {
+			return spaced(decoys(decoysAtLimit), v, maxHeaderBytes)
+		}), atLimit, false, 202},
+		{"valid signature first in a header over the size limit", PathAction, withSignatures(good, func(v string) string {
+			return spaced(v, decoys(decoysAtLimit), maxHeaderBytes+1)
+		}), good, false, 401},
+		{"timestamp with a plus sign, correctly signed", PathAction, plusTimestamp, good, false, 401},
+		{"bearer scheme in lower case", PathEventStream, bearer("bearer " + eventToken), eventStreamBody("github|8103"), false, 202},
+		{"basic scheme in upper case", PathEventStream, bearer("BASIC " + basicValue("auth0:basic-pass")), eventStreamBody("github|8104"), false, 202},
+		{"several spaces after the scheme", PathEventStream, bearer("Bearer   " + eventToken), eventStreamBody("github|8105"), false, 202},
+		{"log stream bearer scheme in mixed case", PathLogStream, bearer("bEaReR " + strings.TrimPrefix(logToken, "Bearer ")), logStreamBody("github|8106"), false, 202},
+		{"bearer token in upper case", PathEventStream, bearer("Bearer " + strings.ToUpper(eventToken)), eventStreamBody("github|1"), false, 401},
+		{"basic credentials in lower case", PathEventStream, bearer("Basic " + strings.ToLower(basicValue("auth0:basic-pass"))), eventStreamBody("github|1"), false, 401},
+		{"scheme glued to the token", PathEventStream, bearer("Bearer" + eventToken), eventStreamBody("github|1"), false, 401},
+		{"tab after the scheme", PathEventStream, bearer("Bearer\t" + eventToken), eventStreamBody("github|1"), false, 401},
 		{"token prefix only", PathLogStream, bearer(logToken[:len(logToken)-1]), logStreamBody("github|1"), false, 401},
 		{"log token sent to the event stream", PathEventStream, bearer(logToken), eventStreamBody("github|1"), false, 401},
 	}
@@ -123,8 +151,12 @@ func TestHostileRequests(t *testing.T) {
 			if res.status != tt.want {
 				t.Fatalf("status %d, want %d (%v)", res.status, tt.want, res.body)
 			}
-			if got := h.stored(); got != before {
-				t.Fatalf("published (%d -> %d)", before, got)
+			want := before
+			if tt.want == http.StatusAccepted {
+				want++
+			}
+			if got := h.stored(); got != want {
+				t.Fatalf("stream went from %d to %d messages, want %d", before, got, want)
 			}
 		})
 	}

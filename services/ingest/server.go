@@ -9,6 +9,11 @@ import (
 	"github.com/signupsync/signupsync/internal/httpserve"
 )
 
+// maxHeaderBytes bounds the request headers the server reads. It bounds the
+// work of [WebhookVerifier.Verify] too: a webhook-signature longer than
+// this is refused unread.
+const maxHeaderBytes = 32 << 10
+
 // Serve runs the ingest HTTP server on ln until ctx is cancelled, then shuts
 // it down gracefully: it stops accepting, lets in-flight requests (and their
 // JetStream acknowledgements) finish within ShutdownTimeout, and returns.
@@ -20,7 +25,7 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    32 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          nil,
 	}
 	s.log.InfoContext(ctx, "ingest listening", "addr", ln.Addr().String())

@@ -44,7 +44,8 @@ type Config struct {
 	EventStreamTokens []string
 	EventStreamBasic  []string
 	// LogStreamTokens are Authorization header values accepted from Auth0
-	// Log Streams, compared whole (include "Bearer " if Auth0 sends it).
+	// Log Streams, compared whole (include "Bearer " if Auth0 sends it)
+	// except that a Bearer or Basic scheme matches in any case.
 	LogStreamTokens []string
 	// Tenant names the Auth0 tenant for bodies that do not carry it.
 	Tenant string

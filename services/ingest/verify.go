@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,10 +26,11 @@ const DefaultTolerance = 5 * time.Minute
 // Errors returned by [WebhookVerifier.Verify]. All of them mean 401.
 var (
 	ErrMissingSignatureHeaders = errors.New("missing webhook-id, webhook-timestamp or webhook-signature")
-	ErrBadTimestamp            = errors.New("webhook-timestamp is not a unix time")
+	ErrBadTimestamp            = errors.New("webhook-timestamp is not a unix time in decimal digits")
 	ErrTimestampTooOld         = errors.New("webhook-timestamp is older than the tolerance")
 	ErrTimestampInFuture       = errors.New("webhook-timestamp is further in the future than the tolerance")
 	ErrNoMatchingSignature     = errors.New("no signature matches a configured secret")
+	ErrSignatureHeaderTooLong  = errors.New("webhook-signature is longer than the header limit")
 )
 
 // WebhookVerifier checks Standard Webhooks signatures: HMAC-SHA256 with
@@ -78,14 +80,20 @@ func DecodeWebhookSecret(s string) ([]byte, error) {
 }
 
 // Verify checks the signature headers of a request against its raw body.
+// Every v1 signature of webhook-signature is tried; a value longer than the
+// server's header limit is refused with [ErrSignatureHeaderTooLong]
+// before any is parsed.
 func (v *WebhookVerifier) Verify(h http.Header, body []byte) error {
 	id, ts, sigs := h.Get(HeaderWebhookID), h.Get(HeaderWebhookTimestamp), h.Get(HeaderWebhookSignature)
 	if id == "" || ts == "" || sigs == "" {
 		return ErrMissingSignatureHeaders
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
+	if len(sigs) > maxHeaderBytes {
+		return ErrSignatureHeaderTooLong
+	}
+	sec, err := parseTimestamp(ts)
 	if err != nil {
-		return ErrBadTimestamp
+		return err
 	}
 	now := v.now().Unix()
 	tol := int64(v.tolerance / time.Second)
@@ -110,6 +118,17 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) error {
 	return ErrNoMatchingSignature
 }
 
+// parseTimestamp reads a webhook-timestamp: seconds since the epoch as an
+// unsigned decimal integer, which is how Standard Webhooks writes it. A
+// sign, which strconv.ParseInt would take ("+1800000000"), is refused.
+func parseTimestamp(ts string) (int64, error) {
+	n, err := strconv.ParseUint(ts, 10, 64) // digits only: no sign, no "_"
+	if err != nil || n > math.MaxInt64 {
+		return 0, ErrBadTimestamp
+	}
+	return int64(n), nil
+}
+
 // Sign computes the raw v1 signature of a webhook.
 func Sign(key []byte, id, timestamp string, body []byte) []byte {
 	m := hmac.New(sha256.New, key)
@@ -124,17 +143,16 @@ func Sign(key []byte, id, timestamp string, body []byte) []byte {
 // SignatureHeader renders the webhook-signature value for one raw signature.
 func SignatureHeader(sig []byte) string { return "v1," + base64.StdEncoding.EncodeToString(sig) }
 
-// ParseSignatureHeader returns the decoded v1 signatures of a
+// ParseSignatureHeader returns every decoded v1 signature of a
 // webhook-signature value, ignoring other versions and malformed entries.
+// Its work is linear in len(v), which Verify bounds by the server's header
+// limit; only entries of a signature's exact length are decoded.
 func ParseSignatureHeader(v string) [][]byte {
-	const maxEntries = 16
+	sigLen := base64.StdEncoding.EncodedLen(sha256.Size)
 	var out [][]byte
-	for _, entry := range strings.Fields(v) {
-		if len(out) == maxEntries {
-			break
-		}
+	for entry := range strings.FieldsSeq(v) {
 		ver, sig, ok := strings.Cut(entry, ",")
-		if !ok || ver != "v1" {
+		if !ok || ver != "v1" || len(sig) != sigLen {
 			continue
 		}
 		raw, err := base64.StdEncoding.DecodeString(sig)

@@ -25,6 +25,41 @@ func signedHeaders(t testing.TB, secret, id string, at time.Time, body []byte) h
 	return h
 }
 
+// signedAs signs body with the webhook-timestamp written exactly as ts, so
+// a refusal can only come from how ts is written.
+func signedAs(t testing.TB, secret, id, ts string, body []byte) http.Header {
+	t.Helper()
+	key, err := DecodeWebhookSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, ts)
+	h.Set(HeaderWebhookSignature, SignatureHeader(Sign(key, id, ts, body)))
+	return h
+}
+
+// decoys returns n distinct well-formed v1 signatures that match nothing,
+// space-separated.
+func decoys(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = SignatureHeader(Sign([]byte("decoy-key-0123456789"), strconv.Itoa(i), "0", nil))
+	}
+	return strings.Join(parts, " ")
+}
+
+// spaced joins a and b with as many spaces as make the result size bytes
+// long (at least one).
+func spaced(a, b string, size int) string {
+	return a + strings.Repeat(" ", max(size-len(a)-len(b), 1)) + b
+}
+
+// decoysAtLimit is how many decoys fit in a webhook-signature of
+// maxHeaderBytes next to one real signature.
+const decoysAtLimit = (maxHeaderBytes - 48) / 48
+
 func TestWebhookVerifier(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	body := []byte(`{"trigger":"post-login","user":{"user_id":"google-oauth2|1"}}`)
@@ -75,6 +110,30 @@ func TestWebhookVerifier(t *testing.T) {
 			h.Set(HeaderWebhookSignature, strings.Replace(h.Get(HeaderWebhookSignature), "v1,", "v1a,", 1))
 			return h
 		}, body, ErrNoMatchingSignature},
+		{"valid signature after 16 others", []string{testSecret}, func() http.Header {
+			h := signedHeaders(t, testSecret, "msg_1", now, body)
+			h.Set(HeaderWebhookSignature, decoys(16)+" "+h.Get(HeaderWebhookSignature))
+			return h
+		}, body, nil},
+		{"valid signature last in a header at the size limit", []string{testSecret}, func() http.Header {
+			h := signedHeaders(t, testSecret, "msg_1", now, body)
+			h.Set(HeaderWebhookSignature, spaced(decoys(decoysAtLimit), h.Get(HeaderWebhookSignature), maxHeaderBytes))
+			return h
+		}, body, nil},
+		{"signature header one byte over the size limit", []string{testSecret}, func() http.Header {
+			h := signedHeaders(t, testSecret, "msg_1", now, body)
+			h.Set(HeaderWebhookSignature, spaced(h.Get(HeaderWebhookSignature), decoys(decoysAtLimit), maxHeaderBytes+1))
+			return h
+		}, body, ErrSignatureHeaderTooLong},
+		{"timestamp with a plus sign", []string{testSecret}, func() http.Header {
+			return signedAs(t, testSecret, "msg_1", "+"+strconv.FormatInt(now.Unix(), 10), body)
+		}, body, ErrBadTimestamp},
+		{"timestamp with a minus sign", []string{testSecret}, func() http.Header { return signedAs(t, testSecret, "msg_1", "-0", body) }, body, ErrBadTimestamp},
+		{"timestamp with an underscore", []string{testSecret}, func() http.Header { return signedAs(t, testSecret, "msg_1", "1_800_000_000", body) }, body, ErrBadTimestamp},
+		{"timestamp past int64", []string{testSecret}, func() http.Header { return signedAs(t, testSecret, "msg_1", "18446744073709551615", body) }, body, ErrBadTimestamp},
+		{"timestamp with leading zeros is still decimal", []string{testSecret}, func() http.Header {
+			return signedAs(t, testSecret, "msg_1", "00"+strconv.FormatInt(now.Unix(), 10), body)
+		}, body, nil},
 		{"rotation: old secret still accepted", []string{rotatedSecret, testSecret}, func() http.Header { return signedHeaders(t, testSecret, "msg_1", now, body) }, body, nil},
 		{"rotation: new secret accepted", []string{rotatedSecret, testSecret}, func() http.Header { return signedHeaders(t, rotatedSecret, "msg_1", now, body) }, body, nil},
 		{"rotation: rotated-out secret refused", []string{rotatedSecret}, func() http.Header { return signedHeaders(t, testSecret, "msg_1", now, body) }, body, ErrNoMatchingSignature},
@@ -127,7 +186,8 @@ func TestParseSignatureHeader(t *testing.T) {
 		{"no comma", "v1" + good[3:], 0},
 		{"bad base64", "v1,%%%", 0},
 		{"wrong length", "v1," + base64.StdEncoding.EncodeToString([]byte("short")), 0},
-		{"capped", strings.Repeat(good+" ", 40), 16},
+		{"every entry read", strings.Repeat(good+" ", 40), 40},
+		{"v1 entry of the wrong length", "v1," + good[3:] + "AAAA", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,7 +31,7 @@ type common struct {
 
 func addCommon(f *flags) *common {
 	return &common{
-		natsURL:     f.String("nats-url", "SIGNUPSYNC_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
+		natsURL:     f.URL("nats-url", "SIGNUPSYNC_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated"),
 		natsCreds:   f.String("nats-creds", "SIGNUPSYNC_NATS_CREDS", "", "NATS credentials file"),
 		logLevel:    f.String("log-level", "SIGNUPSYNC_LOG_LEVEL", "info", "log level: debug, info, warn, error"),
 		replicas:    f.Int("stream-replicas", "SIGNUPSYNC_STREAM_REPLICAS", 1, "replicas of the SIGNUPS and SIGNUPS_DLQ streams and the buckets"),
@@ -68,7 +68,7 @@ func connectNATS(url, creds, name string, log *slog.Logger, extra ...nats.Option
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", redactURLs(nc.ConnectedUrl())) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Warn("nats async error", "err", err) }),
 	}
 	if creds != "" {
@@ -77,7 +77,7 @@ func connectNATS(url, creds, name string, log *slog.Logger, extra ...nats.Option
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect nats %s: %w", redactURLs(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

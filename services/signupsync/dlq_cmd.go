@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +27,9 @@ selection (criteria of different kinds must all match):
 list works without a selection (it lists everything); show, replay and purge
 refuse to. replay and purge are dry runs unless --yes.`
 
+// dlqActions are the words dlq takes before its flags.
+var dlqActions = []string{"list", "show", "replay", "purge"}
+
 // runDLQ lists, shows, replays or purges dead letters.
 func runDLQ(ctx context.Context, args []string, e env) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -33,9 +37,7 @@ func runDLQ(ctx context.Context, args []string, e env) error {
 		return usageError{errors.New("dlq needs an action: list, show, replay or purge")}
 	}
 	action := args[0]
-	switch action {
-	case "list", "show", "replay", "purge":
-	default:
+	if !slices.Contains(dlqActions, action) {
 		fmt.Fprintln(e.stderr, dlqUsage)
 		return usageError{fmt.Errorf("dlq: unknown action %q", action)}
 	}

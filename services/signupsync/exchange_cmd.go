@@ -59,8 +59,8 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file, which signs the custom tokens (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
 	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (required)")
 	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials)")
-	clientSecret := f.String("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "", "Management API client secret")
-	token := f.String("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "", "static Management API token (instead of client credentials)")
+	clientSecret := f.Secret("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "Management API client secret")
+	token := f.Secret("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "static Management API token (instead of client credentials)")
 	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9465", "listen address of /metrics, /healthz and /readyz")
 	if err := f.parse(args); err != nil {
 		return usageError{err}

@@ -47,8 +47,8 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
 	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (enrichment off when empty)")
 	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials)")
-	clientSecret := f.String("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "", "Management API client secret")
-	token := f.String("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "", "static Management API token (instead of client credentials)")
+	clientSecret := f.Secret("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "Management API client secret")
+	token := f.Secret("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "static Management API token (instead of client credentials)")
 	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9464", "listen address of /metrics, /healthz and /readyz")
 	return func() (importerSettings, error) {
 		s := importerSettings{cfg: d, project: *project, credentials: *creds, emulatorHost: f.getenv("FIREBASE_AUTH_EMULATOR_HOST"), metricsAddr: *metricsAddr}

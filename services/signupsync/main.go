@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -63,65 +64,76 @@ type exitError struct {
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
-const usage = `usage: signupsync <command> [flags]
+// command is one subcommand of the binary.
+type command struct {
+	name    string
+	role    bool // listed under Roles in the usage, else under Operators
+	summary string
+	// actions are the words the command wants before its flags (dlq list),
+	// nil when it takes flags at once.
+	actions []string
+	run     func(context.Context, []string, env) error
+}
 
-Roles:
-  ingest     receive Auth0 webhooks and store signups in JetStream
-  importer   import stored signups into Firebase Auth
-  exchange   session bridge: exchange an Auth0 token for a Firebase custom token
-  dev        embedded JetStream + ingest + importer in one process
+// commands is the command table: run dispatches on it and the usage lists
+// it, so a command added here is reachable, documented and covered by the
+// tests that walk every command.
+var commands = []command{
+	{name: "ingest", role: true, summary: "receive Auth0 webhooks and store signups in JetStream", run: runIngest},
+	{name: "importer", role: true, summary: "import stored signups into Firebase Auth", run: runImporter},
+	{name: "exchange", role: true, summary: "session bridge: exchange an Auth0 token for a Firebase custom token", run: runExchange},
+	{name: "dev", role: true, summary: "embedded JetStream + ingest + importer in one process", run: runDev},
+	{name: "status", summary: "show what happened to an Auth0 user (ledger entry)", run: runStatus},
+	{name: "export", summary: "create an Auth0 users export and download it", run: runExport},
+	{name: "backfill", summary: "publish every user of an Auth0 export file as a signup", run: runBackfill},
+	{name: "reconcile", summary: "sweep the Auth0 Management API for signups no webhook reported", run: runReconcile},
+	{name: "dlq", summary: "list, show, replay or purge dead letters", actions: dlqActions, run: runDLQ},
+	{name: "report", summary: "the cutover report: outcomes, follow-ups, and a Firebase verification pass", run: runReport},
+	{name: "sample", summary: "post a correctly signed sample signup to an ingest endpoint", run: runSample},
+	{name: "version", summary: "print the version", run: runVersion},
+}
 
-Operators:
-  status     show what happened to an Auth0 user (ledger entry)
-  export     create an Auth0 users export and download it
-  backfill   publish every user of an Auth0 export file as a signup
-  reconcile  sweep the Auth0 Management API for signups no webhook reported
-  dlq        list, show, replay or purge dead letters
-  report     the cutover report: outcomes, follow-ups, and a Firebase verification pass
-  sample     post a correctly signed sample signup to an ingest endpoint
-  version    print the version
+func runVersion(_ context.Context, _ []string, e env) error {
+	fmt.Fprintln(e.stdout, "signupsync", version)
+	return nil
+}
 
-Run 'signupsync <command> -h' for the flags of a command. Every flag also
-reads a SIGNUPSYNC_* environment variable, named in its help.`
+// usage is the binary's help, listing the command table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage: signupsync <command> [flags]\n")
+	for _, group := range []struct {
+		title string
+		role  bool
+	}{{"Roles", true}, {"Operators", false}} {
+		fmt.Fprintf(&b, "\n%s:\n", group.title)
+		for _, c := range commands {
+			if c.role == group.role {
+				fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+			}
+		}
+	}
+	b.WriteString("\nRun 'signupsync <command> -h' for the flags of a command. Every flag also\nreads a SIGNUPSYNC_* environment variable, named in its help.")
+	return b.String()
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		fmt.Fprintln(stderr, usage())
 		return usageError{errors.New("no command given")}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "ingest":
-		return runIngest(ctx, rest, e)
-	case "importer":
-		return runImporter(ctx, rest, e)
-	case "exchange":
-		return runExchange(ctx, rest, e)
-	case "dev":
-		return runDev(ctx, rest, e)
-	case "status":
-		return runStatus(ctx, rest, e)
-	case "export":
-		return runExport(ctx, rest, e)
-	case "backfill":
-		return runBackfill(ctx, rest, e)
-	case "reconcile":
-		return runReconcile(ctx, rest, e)
-	case "dlq":
-		return runDLQ(ctx, rest, e)
-	case "report":
-		return runReport(ctx, rest, e)
-	case "sample":
-		return runSample(ctx, rest, e)
-	case "version":
-		fmt.Fprintln(stdout, "signupsync", version)
-		return nil
+	name, rest := args[0], args[1:]
+	switch name {
 	case "-h", "--help", "help":
-		fmt.Fprintln(stdout, usage)
+		fmt.Fprintln(stdout, usage())
 		return nil
-	default:
-		fmt.Fprintln(stderr, usage)
-		return usageError{fmt.Errorf("unknown command %q", cmd)}
 	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, rest, e)
+		}
+	}
+	fmt.Fprintln(stderr, usage())
+	return usageError{fmt.Errorf("unknown command %q", name)}
 }

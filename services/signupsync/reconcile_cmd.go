@@ -19,8 +19,8 @@ import (
 func auth0Flags(f *flags) func() (auth0api.Config, error) {
 	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (required)")
 	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials, needs read:users)")
-	clientSecret := f.String("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "", "Management API client secret")
-	token := f.String("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "", "static Management API token (instead of client credentials)")
+	clientSecret := f.Secret("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "Management API client secret")
+	token := f.Secret("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "static Management API token (instead of client credentials)")
 	timeout := f.Duration("auth0-timeout", "SIGNUPSYNC_AUTH0_TIMEOUT", auth0api.DefaultTimeout, "deadline of one Management API call")
 	return func() (auth0api.Config, error) {
 		c := auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: *timeout}

@@ -58,7 +58,7 @@ func runReport(ctx context.Context, args []string, e env) error {
 	defer nc.Close()
 	kv, err := js.KeyValue(ctx, events.BucketLedger)
 	if err != nil {
-		return fmt.Errorf("ledger bucket at %s: %w", *com.natsURL, err)
+		return fmt.Errorf("ledger bucket at %s: %w", redactURLs(*com.natsURL), err)
 	}
 	var fb operator.Lookup
 	if *verify {

@@ -18,8 +18,8 @@ import (
 // signup, as the post-login Action would, and prints the answer.
 func runSample(ctx context.Context, args []string, e env) error {
 	f := newFlags("sample", e.getenv, e.stderr)
-	url := f.String("url", "SIGNUPSYNC_SAMPLE_URL", "http://127.0.0.1:8080", "base URL of the ingest service")
-	secrets := f.List("action-secrets", "SIGNUPSYNC_ACTION_SECRETS", "", "Action secret to sign with (the first is used)")
+	url := f.URL("url", "SIGNUPSYNC_SAMPLE_URL", "http://127.0.0.1:8080", "base URL of the ingest service")
+	secrets := f.SecretList("action-secrets", "SIGNUPSYNC_ACTION_SECRETS", "Action secret to sign with (the first is used)")
 	user := f.String("user-id", "", "", "Auth0 user_id of the sample (default: a random google-oauth2 id)")
 	email := f.String("email", "", "", "email of the sample (default: derived from the id)")
 	if err := f.parse(args); err != nil {
@@ -58,7 +58,7 @@ func runSample(ctx context.Context, args []string, e env) error {
 	}
 	defer res.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-	fmt.Fprintf(e.stdout, "POST %s -> %s\n%s", req.URL, res.Status, out)
+	fmt.Fprintf(e.stdout, "POST %s -> %s\n%s", redactURLs(req.URL.String()), res.Status, out)
 	fmt.Fprintf(e.stdout, "user_id: %s\n", raw)
 	if res.StatusCode != http.StatusAccepted {
 		return fmt.Errorf("ingest answered %s", res.Status)

@@ -49,7 +49,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	defer cancel()
 	kv, err := js.KeyValue(ctx, events.BucketLedger)
 	if err != nil {
-		return fmt.Errorf("ledger bucket at %s: %w", *com.natsURL, err)
+		return fmt.Errorf("ledger bucket at %s: %w", redactURLs(*com.natsURL), err)
 	}
 	v, err := kv.Get(ctx, events.LedgerKey(userID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
