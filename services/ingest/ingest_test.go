@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/testenv"
@@ -375,5 +377,73 @@ func TestHealthAndReadiness(t *testing.T) {
 		if res := h.do("GET", p, nil, nil, 0); res.status != http.StatusOK {
 			t.Fatalf("%s: %d", p, res.status)
 		}
+	}
+}
+
+func TestInventedEventTypesDoNotGrowTheSeriesCount(t *testing.T) {
+	// 10,000 distinct non-signup types, over both batch receivers: the
+	// ignored-events metric keeps a fixed label set ("other" for all of
+	// them), so a sender cannot grow memory through labels.
+	h := newHarness(t)
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	set, err := schemas.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.EventStreamTokens = []string{eventToken}
+	cfg.LogStreamTokens = []string{logToken}
+	svc, err := New(cfg, Deps{Publisher: h.js, Schemas: set, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	series := func() int {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			if mf.GetName() == "signupsync_ingest_ignored_events_total" {
+				n += len(mf.GetMetric())
+			}
+		}
+		return n
+	}
+	post := func(path, auth string, body string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", auth)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: status %d", path, res.StatusCode)
+		}
+	}
+	// Known types first: their series exist from the start.
+	post(PathLogStream, logToken, `[{"log_id":"k1","data":{"type":"s"}},{"log_id":"k2","data":{"type":"other"}}]`)
+	post(PathEventStream, "Bearer "+eventToken, `{"specversion":"1.0","id":"k3","type":"user.updated","source":"urn:auth0:acme"}`)
+	before := series()
+	const n, perRequest = 10000, 100
+	for i := 0; i < n; i += perRequest {
+		var logs, evs []string
+		for j := i; j < i+perRequest; j++ {
+			logs = append(logs, fmt.Sprintf(`{"log_id":"l%d","data":{"type":"t%d"}}`, j, j))
+			evs = append(evs, fmt.Sprintf(`{"specversion":"1.0","id":"e%d","type":"com.example.t%d","source":"urn:auth0:acme"}`, j, j))
+		}
+		post(PathLogStream, logToken, "["+strings.Join(logs, ",")+"]")
+		post(PathEventStream, "Bearer "+eventToken, "["+strings.Join(evs, ",")+"]")
+	}
+	if after := series(); after != before+1 {
+		t.Fatalf("ignored_events_total has %d series after %d invented types (was %d): want only an \"other\" series added for the Event Streams receiver", after, 2*n, before)
+	}
+	if got := testutil.ToFloat64(m.ignored.WithLabelValues(receiverLogStream, "other")); got != n+1 {
+		t.Fatalf("log stream other = %v, want %d", got, n+1)
 	}
 }
