@@ -298,6 +298,22 @@ func TestExchangeProtocol(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz without keys: %d", res.StatusCode)
 	}
+	// /readyz is no amplifier: 200 probes while no keys are loaded cause no
+	// fetch beyond the refresh interval's one.
+	before := e.iss.Fetches()
+	for range 200 {
+		res, err := http.Get(e.srv.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz without keys: %d", res.StatusCode)
+		}
+	}
+	if got := e.iss.Fetches() - before; got > 1 {
+		t.Fatalf("200 /readyz probes caused %d JWKS fetches, want at most 1 per refresh interval", got)
+	}
 }
 
 // TestExchangeAuditTrail: one audit line per exchange with the Auth0

@@ -63,10 +63,19 @@ func (c *keyCache) observe(result string) {
 	}
 }
 
-// warm fetches the keys unconditionally.
+// warm fetches the keys, at most once per minInterval like every other
+// fetch: a caller that asks more often (/readyz while the issuer is down,
+// polled by anyone) gets the state of the last attempt and causes no
+// request to the issuer.
 func (c *keyCache) warm(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.lastAttempt.IsZero() && c.now().Sub(c.lastAttempt) < c.minInterval {
+		if c.snap.Load() != nil {
+			return nil
+		}
+		return fmt.Errorf("%w: last fetch failed, next allowed in %s", ErrKeysUnavailable, (c.minInterval - c.now().Sub(c.lastAttempt)).Round(time.Second))
+	}
 	return c.fetchLocked(ctx)
 }
 
