@@ -246,6 +246,14 @@ func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ev := item.(map[string]any)
+		if str(ev, "a0purpose") == "test" {
+			// A test delivery (the dashboard's or the Management API's "send
+			// a test event"): acknowledged, counted and logged, never a signup.
+			ignored++
+			s.metrics.ignoredEvent(receiverEventStream, typeTestDelivery)
+			s.log.InfoContext(r.Context(), "event stream test delivery acknowledged", "event_type", eventTypeLabel(str(ev, "type")))
+			continue
+		}
 		if str(ev, "type") != "user.created" {
 			ignored++
 			s.metrics.ignoredEvent(receiverEventStream, str(ev, "type"))

@@ -447,3 +447,29 @@ func TestInventedEventTypesDoNotGrowTheSeriesCount(t *testing.T) {
 		t.Fatalf("log stream other = %v, want %d", got, n+1)
 	}
 }
+
+func TestEventStreamTestDeliveryIsAcknowledgedNeverPublished(t *testing.T) {
+	// Auth0's "send a test event" delivers a user.created marked with the
+	// CloudEvents extension a0purpose "test": 202, counted, nothing stored.
+	h := newHarness(t)
+	before := h.stored()
+	body := `{"specversion":"1.0","id":"evt_test1","type":"user.created","source":"urn:auth0:acme","a0purpose":"test","time":"2026-11-30T10:00:00.000Z",` +
+		`"data":{"object":{"user_id":"google-oauth2|999","email":"test@example.com","email_verified":true,"identities":[{"provider":"google-oauth2","connection":"google-oauth2","user_id":"999","isSocial":true}]}}}`
+	for _, b := range []string{body, "[" + body + "]"} {
+		res := h.post(PathEventStream, bearer("Bearer "+eventToken), []byte(b))
+		if res.status != http.StatusAccepted {
+			t.Fatalf("test delivery: %d %s", res.status, res.body)
+		}
+	}
+	if got := h.stored(); got != before {
+		t.Fatalf("a test delivery was published: %d messages stored, want %d", got, before)
+	}
+	if !strings.Contains(h.logs.String(), "test delivery acknowledged") {
+		t.Fatalf("test delivery not logged:\n%s", h.logs.String())
+	}
+	// The same event without the marker is a signup.
+	res := h.post(PathEventStream, bearer("Bearer "+eventToken), []byte(strings.Replace(body, `"a0purpose":"test",`, "", 1)))
+	if res.status != http.StatusAccepted || h.stored() != before+1 {
+		t.Fatalf("real user.created: %d %s, stored %d", res.status, res.body, h.stored()-before)
+	}
+}

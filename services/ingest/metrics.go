@@ -62,14 +62,23 @@ func (m *Metrics) published(src events.Source, dup bool) {
 
 func (m *Metrics) publishFailed(src events.Source) { m.failed.WithLabelValues(string(src)).Inc() }
 
+// typeTestDelivery is the type label of an Event Streams test delivery.
+const typeTestDelivery = "test_delivery"
+
+// eventTypeLabel is typ when it is one of knownTypes, else "other": the
+// value that may appear in a label or a log line.
+func eventTypeLabel(typ string) string {
+	if _, ok := knownTypes[typ]; ok {
+		return typ
+	}
+	return "other"
+}
+
 // ignoredEvent counts a non-signup delivery. The type label comes from a
 // fixed set (knownTypes); any other type, however many a sender invents,
 // is counted as "other", so input can never grow the series count.
 func (m *Metrics) ignoredEvent(receiver, typ string) {
-	if _, ok := knownTypes[typ]; !ok {
-		typ = "other"
-	}
-	m.ignored.WithLabelValues(receiver, typ).Inc()
+	m.ignored.WithLabelValues(receiver, eventTypeLabel(typ)).Inc()
 }
 
 // knownTypes are the label values of ignored_events_total besides "other":
@@ -78,8 +87,8 @@ func (m *Metrics) ignoredEvent(receiver, typ string) {
 var knownTypes = func() map[string]struct{} {
 	m := map[string]struct{}{}
 	for _, t := range []string{
-		// Event Streams.
-		"user.created", "user.updated", "user.deleted",
+		// Event Streams, and their test deliveries.
+		typeTestDelivery, "user.created", "user.updated", "user.deleted",
 		"organization.created", "organization.updated", "organization.deleted",
 		"organization.member.added", "organization.member.deleted",
 		"organization.member.role.assigned", "organization.member.role.deleted",
