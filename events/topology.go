@@ -96,41 +96,28 @@ func (t Topology) DeadLetterStream() jetstream.StreamConfig {
 	}
 }
 
+// bucket is a one-revision key-value bucket with t's storage and replicas.
+func (t Topology) bucket(name, description string) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: name, Description: description, History: 1, Storage: t.Storage, Replicas: t.Replicas}
+}
+
 // LedgerBucket is the key-value bucket of [LedgerEntry] values, one per
 // Auth0 user, keyed by [LedgerKey].
 func (t Topology) LedgerBucket() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      BucketLedger,
-		Description: "Outcome of every Auth0 user signupsync has seen",
-		History:     1,
-		Storage:     t.Storage,
-		Replicas:    t.Replicas,
-	}
+	return t.bucket(BucketLedger, "Outcome of every Auth0 user signupsync has seen")
 }
 
 // ClaimBucket is SIGNUPS_CLAIMS: the import claims of [ClaimKeys], each
 // expiring ClaimTTL after it was written.
 func (t Topology) ClaimBucket() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:         BucketClaims,
-		Description:    "Import claims on Firebase uids, provider identities and emails",
-		History:        1,
-		TTL:            t.ClaimTTL,
-		LimitMarkerTTL: ClaimMarkerTTL,
-		Storage:        t.Storage,
-		Replicas:       t.Replicas,
-	}
+	c := t.bucket(BucketClaims, "Import claims on Firebase uids, provider identities and emails")
+	c.TTL, c.LimitMarkerTTL = t.ClaimTTL, ClaimMarkerTTL
+	return c
 }
 
 // StateBucket holds checkpoints (reconcile sweeps, backfills).
 func (t Topology) StateBucket() jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      BucketState,
-		Description: "signupsync checkpoints",
-		History:     1,
-		Storage:     t.Storage,
-		Replicas:    t.Replicas,
-	}
+	return t.bucket(BucketState, "signupsync checkpoints")
 }
 
 // Ensure creates or updates the streams and buckets of t. It is idempotent

@@ -3,9 +3,11 @@ package importer
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"firebase.google.com/go/v4/auth"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/signupsync/signupsync/events"
@@ -202,22 +204,69 @@ func TestClaimsAreRemovedOnceSettled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := kv.ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for range keys.Keys() {
-		n++
-	}
-	if n != 0 {
-		t.Fatalf("%d claims left after every signup settled", n)
-	}
+	// Claims are released after the batch's acks: poll, the batch may be
+	// finishing.
+	testenv.Eventually(t, "no claim left after every signup settled", func() bool {
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			return false
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		return n == 0
+	})
 	testenv.Eventually(t, "the claim markers to expire", func() bool {
 		st, err := kv.Status(ctx)
 		return err == nil && st.Values() == 0
 	})
 	if got := len(e.accounts()); got != 30 {
 		t.Fatalf("%d accounts, want 30", got)
+	}
+}
+
+// hangingImports is Firebase whose ImportUsers never answers: the client
+// gives up at its deadline, and the request may still land later.
+type hangingImports struct{ Accounts }
+
+func (hangingImports) ImportUsers(ctx context.Context, _ []*auth.UserToImport, _ ...auth.UserImportOption) (*auth.UserImportResult, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestImportWithoutAnswerKeepsItsUidClaimUntilTheHorizon(t *testing.T) {
+	// Every import times out, so the signup reaches MaxDeliver (2) and is
+	// dead-lettered; its last import may still land, so the uid claim must
+	// keep the ambiguity mark (no other copy may import before it passes).
+	e := newEnv(t)
+	e.cfg.Delivery.MaxDeliver = 2
+	e.cfg.FirebaseTimeout = 200 * time.Millisecond
+	e.cfg.AmbiguousWait = time.Second
+	e.cfg.BreakerFailures = 1000
+	e.deps.Accounts = hangingImports{e.fb}
+	e.start()
+	d := social("github", "801", "amb@example.com")
+	e.publish(events.SourceAction, d, 0)
+	// The batch log line comes after its claims were released.
+	testenv.Eventually(t, "the dead-lettering batch to settle", func() bool {
+		return len(e.dlq()) == 1 && strings.Contains(e.logs.String(), `"dead_lettered":1`)
+	})
+	ctx := context.Background()
+	kv, err := e.js.KeyValue(ctx, events.BucketClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uidKey := events.ClaimKeys(d.UserID, "github.com", "801", d.Email)[0]
+	v, err := kv.Get(ctx, uidKey.Key)
+	if err != nil {
+		t.Fatalf("uid claim of an ambiguous import released with its dead letter: %v", err)
+	}
+	c, err := events.UnmarshalClaim(v.Value())
+	if err != nil || !c.AmbiguousUntil.After(time.Now()) || c.Auth0UserID != d.UserID {
+		t.Fatalf("uid claim %+v (%v): want an ambiguity mark in the future", c, err)
+	}
+	if got := testutil.ToFloat64(e.deps.Metrics.naks.WithLabelValues("transient")); got < 1 {
+		t.Fatal("the first ambiguous import was not retried")
 	}
 }

@@ -101,7 +101,9 @@ func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason s
 		return
 	}
 	im.metrics.deadLettered(reason)
-	it.release = true
+	// An import that got no answer may still land: its uid claim keeps the
+	// ambiguity mark until the horizon passes, dead letter or not.
+	it.release = !it.ambiguous
 	if it.ev.Subject != "" {
 		if err := im.recordLedger(ctx, it, events.OutcomeDeadLettered, reason, errText(cause), ""); err != nil {
 			im.log.WarnContext(it.ctx, "ledger not updated for dead letter", "err", err)
