@@ -5,9 +5,12 @@
  * do not edit, edit the source and run `node build.js`.
  *
  * Paste this whole file as the Action code. No dependencies. Secrets:
- *   SIGNUPSYNC_URL     base URL of the signupsync ingest service
- *   SIGNUPSYNC_SECRET  whsec_... secret, also listed in the receiver's
- *                      SIGNUPSYNC_ACTION_SECRETS
+ *   SIGNUPSYNC_URL        base URL of the signupsync ingest service (https;
+ *                         plain http only to 127.0.0.1, ::1 or localhost)
+ *   SIGNUPSYNC_SECRET     whsec_... secret, also listed in the receiver's
+ *                         SIGNUPSYNC_ACTION_SECRETS
+ *   SIGNUPSYNC_BUDGET_MS  optional: total time for all attempts, in ms
+ *                         (default 5000, 250..10000)
  * See deploy/auth0/README.md.
  */
 'use strict';
@@ -18,18 +21,38 @@ const crypto = require('crypto');
 const SIGNUPSYNC_PATH = '/v1/hooks/auth0-action';
 
 /**
- * Defaults of the delivery policy. Every value can be overridden through the
- * opts argument (the tests do); Auth0 itself passes no opts, so these apply.
- * The worst case (3 attempts that each time out, plus two waits) stays under
- * budgetMs, well inside Auth0's 20 s Action limit.
+ * Defaults of the delivery policy. budgetMs can be set with the Action
+ * secret SIGNUPSYNC_BUDGET_MS (see SIGNUPSYNC_BUDGET_LIMITS); every value can
+ * be overridden through the opts argument (the tests do), but Auth0 itself
+ * passes no opts. budgetMs bounds the whole notification, attempts and waits
+ * together: the Action never holds a login longer than that, whatever the
+ * receiver does. Auth0's 20 s limit is for the whole post-login flow, shared
+ * with the tenant's other Actions, so the budget stays a small part of it.
  */
 const SIGNUPSYNC_DEFAULTS = Object.freeze({
   maxAttempts: 3, // attempts per notification, the first included
-  attemptTimeoutMs: 3000, // per attempt: connect, send, status and body
-  budgetMs: 10000, // whole notification: attempts plus waits
+  attemptTimeoutMs: 3000, // per attempt: connect, send, status and body; cut to the remaining budget
+  budgetMs: 5000, // whole notification: attempts plus waits
+  minAttemptMs: 250, // a retry starts only when at least this much budget remains
   backoffMs: 250, // first retry wait; doubles, plus up to 50% jitter
   maxRetryAfterMs: 2000, // a longer Retry-After is cut to this
 });
+
+/** Accepted values of the SIGNUPSYNC_BUDGET_MS secret; others are clamped. */
+const SIGNUPSYNC_BUDGET_LIMITS = Object.freeze({ min: 250, max: 10000 });
+
+/** Hosts to which SIGNUPSYNC_URL may use plain http (local testing only). */
+const SIGNUPSYNC_LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', 'localhost'];
+
+/**
+ * The only user fields sent: what the receiver (services/ingest userData)
+ * maps into a signup and the importer uses. Metadata, tokens, profileData
+ * and the rest of event.user stay in Auth0.
+ */
+const SIGNUPSYNC_USER_FIELDS = ['user_id', 'email', 'email_verified', 'name', 'given_name', 'family_name', 'nickname', 'picture', 'created_at'];
+
+/** The only fields sent of each entry of user.identities. */
+const SIGNUPSYNC_IDENTITY_FIELDS = ['provider', 'connection', 'user_id', 'isSocial'];
 
 const SIGNUPSYNC_TRIGGERS = ['post-login', 'post-user-registration'];
 
@@ -40,17 +63,22 @@ const SIGNUPSYNC_TRIGGERS = ['post-login', 'post-user-registration'];
  * opts.trigger          "post-login" or "post-user-registration" (required)
  * opts.fetch            fetch implementation (default: the global fetch)
  * opts.log              one-line logger (default: console.log)
- * opts.maxAttempts, opts.attemptTimeoutMs, opts.budgetMs, opts.backoffMs,
- * opts.maxRetryAfterMs  override SIGNUPSYNC_DEFAULTS
+ * opts.maxAttempts, opts.attemptTimeoutMs, opts.budgetMs, opts.minAttemptMs,
+ * opts.backoffMs, opts.maxRetryAfterMs  override SIGNUPSYNC_DEFAULTS and the
+ *                       SIGNUPSYNC_BUDGET_MS secret
  *
- * The result: { ok, trigger, outcome, status, attempts, webhookId, eventId,
- * duplicate, elapsedMs } where outcome is "accepted", "rejected" (a
- * permanent answer such as 401 or 400: not retried), "gave_up" (transient
- * failures until attempts or budget ran out), "not_configured" (a secret is
- * missing or malformed), "invalid_event" or "internal_error".
+ * The result: { ok, trigger, outcome, reason, status, attempts, webhookId,
+ * eventId, duplicate, budgetMs, elapsedMs } where outcome is "accepted",
+ * "rejected" (a permanent answer: any 4xx but 429, or a redirect; not
+ * retried), "gave_up" (transient failures, i.e. network errors, timeouts,
+ * 429 and 5xx, until attempts or budget ran out), "not_configured" (a secret
+ * is missing or malformed, or SIGNUPSYNC_URL is not https), "invalid_event"
+ * or "internal_error". reason details rejected ("payload_too_large" for 413,
+ * "redirect", "client_error"), gave_up ("budget", "attempts") and
+ * not_configured ("insecure_url" when SIGNUPSYNC_URL is plain http).
  */
 async function notifySignup(event, api, opts) {
-  const o = Object.assign({}, SIGNUPSYNC_DEFAULTS, opts || {});
+  const o = opts || {};
   const log = typeof o.log === 'function' ? o.log : signupsyncConsoleLog;
   const trigger = o.trigger;
   const started = Date.now();
@@ -58,11 +86,13 @@ async function notifySignup(event, api, opts) {
     ok: false,
     trigger: trigger,
     outcome: 'internal_error',
+    reason: undefined,
     status: undefined,
     attempts: 0,
     webhookId: undefined,
     eventId: undefined,
     duplicate: undefined,
+    budgetMs: undefined,
     elapsedMs: 0,
   };
   let who = 'user_id=?';
@@ -81,16 +111,30 @@ async function notifySignup(event, api, opts) {
     who = 'user_id=' + signupsyncPrintable(user.user_id);
 
     const secrets = (event && event.secrets) || {};
-    const url = signupsyncEndpoint(secrets.SIGNUPSYNC_URL);
+    const urlProblem = signupsyncURLProblem(secrets.SIGNUPSYNC_URL);
+    const url = urlProblem ? null : signupsyncEndpoint(secrets.SIGNUPSYNC_URL);
     const key = signupsyncDecodeSecret(secrets.SIGNUPSYNC_SECRET);
     if (!url || !key) {
+      // A configuration error: one line, nothing sent, the login goes on.
       result.outcome = 'not_configured';
+      if (urlProblem === 'insecure') result.reason = 'insecure_url';
       const what = [];
-      if (!url) what.push(secrets.SIGNUPSYNC_URL ? 'SIGNUPSYNC_URL is not an http(s) URL' : 'SIGNUPSYNC_URL is not set');
+      if (!url) what.push(signupsyncURLProblemText(urlProblem || 'invalid'));
       if (!key) what.push(secrets.SIGNUPSYNC_SECRET ? 'SIGNUPSYNC_SECRET is not a whsec_ secret of at least 16 bytes' : 'SIGNUPSYNC_SECRET is not set');
       signupsyncSafeLog(log, 'signupsync: ' + trigger + ' ' + who + ' not sent: ' + what.join(', '));
       return result;
     }
+
+    // Secrets configure the budget; opts (tests only) win over them.
+    const notes = [];
+    const budgetFromSecret = signupsyncSecretMs(secrets, 'SIGNUPSYNC_BUDGET_MS', SIGNUPSYNC_BUDGET_LIMITS, notes);
+    const policy = Object.assign({}, SIGNUPSYNC_DEFAULTS);
+    if (budgetFromSecret !== undefined) policy.budgetMs = budgetFromSecret;
+    Object.keys(SIGNUPSYNC_DEFAULTS).forEach(function (k) {
+      if (typeof o[k] === 'number' && o[k] >= 0) policy[k] = o[k];
+    });
+    const note = notes.length ? ' (' + notes.join(', ') + ')' : '';
+    result.budgetMs = policy.budgetMs;
 
     const fetchFn = typeof o.fetch === 'function' ? o.fetch : globalThis.fetch;
     if (typeof fetchFn !== 'function') {
@@ -104,46 +148,70 @@ async function notifySignup(event, api, opts) {
     const traceId = signupsyncRandomHex(16);
     result.webhookId = webhookId;
 
-    const deadline = started + o.budgetMs;
-    const floorMs = Math.min(100, o.attemptTimeoutMs);
+    // The budget runs from the start of the notification. Each attempt's
+    // timeout is cut to what remains of it, waits count against it, and no
+    // retry starts with less than floorMs left (the first attempt always
+    // runs, with whatever remains): the login is never held past the budget.
+    const deadline = started + policy.budgetMs;
+    const floorMs = Math.min(policy.minAttemptMs, policy.attemptTimeoutMs);
     let last = '';
-    for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
+    result.reason = 'attempts';
+    for (let attempt = 1; attempt <= policy.maxAttempts; attempt++) {
       const remaining = deadline - Date.now();
-      if (remaining < floorMs) break;
+      if (remaining <= 0 || (attempt > 1 && remaining < floorMs)) {
+        result.reason = 'budget';
+        break;
+      }
       result.attempts = attempt;
-      const r = await signupsyncAttempt(fetchFn, url, key, webhookId, traceId, body, Math.min(o.attemptTimeoutMs, remaining));
+      const r = await signupsyncAttempt(fetchFn, url, key, webhookId, traceId, body, Math.min(policy.attemptTimeoutMs, remaining));
       result.status = r.status;
       if (r.kind === 'response' && r.status >= 200 && r.status < 300) {
         const answer = signupsyncParseJSON(r.text) || {};
         result.ok = true;
         result.outcome = 'accepted';
+        result.reason = undefined;
         result.eventId = typeof answer.id === 'string' ? answer.id : undefined;
         result.duplicate = typeof answer.duplicate === 'boolean' ? answer.duplicate : undefined;
         result.elapsedMs = Date.now() - started;
         signupsyncSafeLog(log, 'signupsync: ' + trigger + ' ' + who + ' accepted' +
           (result.eventId ? ' event_id=' + signupsyncPrintable(result.eventId) : '') +
           (result.duplicate ? ' (duplicate)' : '') +
-          ' status=' + r.status + ' attempts=' + attempt + ' in ' + result.elapsedMs + 'ms');
+          ' status=' + r.status + ' attempts=' + attempt + ' in ' + result.elapsedMs + 'ms' + note);
         return result;
       }
+      // Network errors, timeouts, 429 and 5xx may pass; any other answer
+      // (4xx, a redirect, ...) is permanent and not retried.
       const transient = r.kind !== 'response' || r.status === 429 || r.status >= 500;
       last = signupsyncDescribe(r);
       if (!transient) {
         result.outcome = 'rejected';
         result.elapsedMs = Date.now() - started;
-        signupsyncSafeLog(log, 'signupsync: ' + trigger + ' ' + who + ' rejected: ' + last +
-          ' (not retried) attempts=' + attempt + ' in ' + result.elapsedMs + 'ms');
+        let why = last;
+        if (r.status === 413) {
+          // The receiver's body limit: sending the same body again cannot help.
+          result.reason = 'payload_too_large';
+          why = 'payload_too_large ' + last + ' body_bytes=' + Buffer.byteLength(body, 'utf8');
+        } else {
+          result.reason = r.status >= 300 && r.status < 400 ? 'redirect' : 'client_error';
+        }
+        signupsyncSafeLog(log, 'signupsync: ' + trigger + ' ' + who + ' rejected: ' + why +
+          ' (not retried) attempts=' + attempt + ' in ' + result.elapsedMs + 'ms' + note);
         return result;
       }
-      if (attempt === o.maxAttempts) break;
-      const wait = signupsyncRetryDelayMs(attempt, r.retryAfterMs, o);
-      if (Date.now() + wait + floorMs > deadline) break;
+      if (attempt === policy.maxAttempts) break;
+      const wait = signupsyncRetryDelayMs(attempt, r.retryAfterMs, policy);
+      if (Date.now() + wait + floorMs > deadline) {
+        // The wait plus a useful attempt would not fit: give up now.
+        result.reason = 'budget';
+        break;
+      }
       await new Promise(function (resolve) { setTimeout(resolve, wait); });
     }
     result.outcome = 'gave_up';
     result.elapsedMs = Date.now() - started;
     signupsyncSafeLog(log, 'signupsync: ' + trigger + ' ' + who + ' gave up after ' + result.attempts +
-      ' attempt' + (result.attempts === 1 ? '' : 's') + ' in ' + result.elapsedMs + 'ms, last: ' + (last || 'no attempt fitted the budget'));
+      ' attempt' + (result.attempts === 1 ? '' : 's') + ' in ' + result.elapsedMs + 'ms (budget ' + policy.budgetMs + 'ms), last: ' +
+      (last || 'no attempt fitted the budget') + note);
     return result;
   } catch (err) {
     result.outcome = 'internal_error';
@@ -153,7 +221,12 @@ async function notifySignup(event, api, opts) {
   }
 }
 
-/** The JSON body: trigger, tenant, connection, stats and the user as given. */
+/**
+ * The JSON body: trigger, tenant, connection name and strategy, stats and an
+ * allowlisted copy of the user (SIGNUPSYNC_USER_FIELDS, identities reduced to
+ * SIGNUPSYNC_IDENTITY_FIELDS). Nothing else of the event is sent: no
+ * app_metadata or user_metadata, no identity access tokens or profileData.
+ */
 function signupsyncPayload(event, trigger) {
   const payload = { trigger: trigger };
   const tenant = event.tenant && event.tenant.id;
@@ -161,18 +234,51 @@ function signupsyncPayload(event, trigger) {
   const c = event.connection;
   if (c && typeof c === 'object') {
     const connection = {};
-    ['id', 'name', 'strategy'].forEach(function (k) {
+    ['name', 'strategy'].forEach(function (k) {
       if (typeof c[k] === 'string') connection[k] = c[k];
     });
     payload.connection = connection;
   }
   const logins = event.stats && event.stats.logins_count;
   if (Number.isInteger(logins) && logins >= 0) payload.stats = { logins_count: logins };
-  payload.user = event.user;
+  payload.user = signupsyncUser(event.user);
   return payload;
 }
 
-/** One signed POST with its own timeout. Resolves, never rejects. */
+/**
+ * The allowlisted copy of an Auth0 user: only scalar values of known fields
+ * (a Date becomes its ISO string; a Management-API-style created_at object
+ * keeps only its "$date").
+ */
+function signupsyncUser(user) {
+  const out = signupsyncPick(user, SIGNUPSYNC_USER_FIELDS);
+  const created = user.created_at;
+  if (created && typeof created === 'object' && !(created instanceof Date) && typeof created.$date === 'string') {
+    out.created_at = { $date: created.$date };
+  }
+  if (Array.isArray(user.identities)) {
+    out.identities = user.identities
+      .filter(function (id) { return id && typeof id === 'object'; })
+      .map(function (id) { return signupsyncPick(id, SIGNUPSYNC_IDENTITY_FIELDS); });
+  }
+  return out;
+}
+
+function signupsyncPick(from, keys) {
+  const out = {};
+  keys.forEach(function (k) {
+    let v = from[k];
+    if (v instanceof Date) v = Number.isNaN(v.getTime()) ? undefined : v.toISOString();
+    if (v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) out[k] = v;
+  });
+  return out;
+}
+
+/**
+ * One signed POST with its own timeout. Resolves, never rejects, and always
+ * within timeoutMs: the timer aborts the request and settles the attempt
+ * even if the fetch implementation ignores the abort signal.
+ */
 async function signupsyncAttempt(fetchFn, url, key, webhookId, traceId, body, timeoutMs) {
   const timestamp = String(Math.floor(Date.now() / 1000));
   const headers = {
@@ -184,14 +290,22 @@ async function signupsyncAttempt(fetchFn, url, key, webhookId, traceId, body, ti
     'user-agent': 'signupsync-auth0-action/1',
   };
   const controller = new AbortController();
+  const timeout = { kind: 'timeout', timeoutMs: timeoutMs };
   let timedOut = false;
-  const timer = setTimeout(function () { timedOut = true; controller.abort(); }, timeoutMs);
-  try {
+  let timer;
+  const expired = new Promise(function (resolve) {
+    timer = setTimeout(function () {
+      timedOut = true;
+      resolve(timeout);
+      controller.abort();
+    }, timeoutMs);
+  });
+  const exchange = (async function () {
     let res;
     try {
       res = await fetchFn(url, { method: 'POST', headers: headers, body: body, signal: controller.signal, redirect: 'manual' });
     } catch (err) {
-      if (timedOut) return { kind: 'timeout', timeoutMs: timeoutMs };
+      if (timedOut) return timeout;
       return { kind: 'network', code: signupsyncErrorName(err) };
     }
     if (!res || typeof res.status !== 'number') return { kind: 'network', code: 'no_response' };
@@ -207,6 +321,9 @@ async function signupsyncAttempt(fetchFn, url, key, webhookId, traceId, body, ti
       // The status already decides the outcome; a lost body only loses detail.
     }
     return out;
+  })();
+  try {
+    return await Promise.race([exchange, expired]);
   } finally {
     clearTimeout(timer);
   }
@@ -227,19 +344,63 @@ function signupsyncDecodeSecret(secret) {
   return key.length >= 16 ? key : null;
 }
 
-/** The receiver URL from SIGNUPSYNC_URL (a base URL, or the full endpoint). */
-function signupsyncEndpoint(base) {
-  if (typeof base !== 'string' || base.trim() === '') return null;
+/**
+ * What is wrong with a SIGNUPSYNC_URL value: "unset", "invalid" (not a URL,
+ * another scheme, or credentials in it), "insecure" (http to a host other
+ * than 127.0.0.1, ::1 or localhost), or "" when it is usable.
+ */
+function signupsyncURLProblem(base) {
+  if (typeof base !== 'string' || base.trim() === '') return base === undefined || base === null || base === '' ? 'unset' : 'invalid';
   let u;
   try {
     u = new URL(base.trim());
   } catch (err) {
-    return null;
+    return 'invalid';
   }
-  if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.username || u.password) return null;
+  if (u.username || u.password) return 'invalid';
+  if (u.protocol === 'https:') return '';
+  if (u.protocol === 'http:') return SIGNUPSYNC_LOOPBACK_HOSTS.indexOf(u.hostname) >= 0 ? '' : 'insecure';
+  return 'invalid';
+}
+
+function signupsyncURLProblemText(problem) {
+  if (problem === 'unset') return 'SIGNUPSYNC_URL is not set';
+  if (problem === 'insecure') return 'SIGNUPSYNC_URL must be https (plain http only to 127.0.0.1, ::1 or localhost)';
+  return 'SIGNUPSYNC_URL is not an https URL';
+}
+
+/**
+ * The receiver URL from SIGNUPSYNC_URL (a base URL, or the full endpoint),
+ * or null when the value is unusable (see signupsyncURLProblem).
+ */
+function signupsyncEndpoint(base) {
+  if (signupsyncURLProblem(base) !== '') return null;
+  const u = new URL(base.trim());
   const path = u.pathname.replace(/\/+$/, '');
   u.pathname = path.slice(-SIGNUPSYNC_PATH.length) === SIGNUPSYNC_PATH ? path : path + SIGNUPSYNC_PATH;
   return u.toString();
+}
+
+/**
+ * A duration setting in milliseconds from the secret `name`: undefined when
+ * unset or not a whole number (a note says it was ignored), clamped to
+ * limits (a note says so).
+ */
+function signupsyncSecretMs(secrets, name, limits, notes) {
+  const raw = secrets[name];
+  if (raw === undefined || raw === null || (typeof raw === 'string' && raw.trim() === '')) return undefined;
+  const s = String(raw).trim();
+  if (!/^\d{1,9}$/.test(s)) {
+    notes.push(name + ' ignored: not a whole number of milliseconds');
+    return undefined;
+  }
+  const n = Number(s);
+  if (n < limits.min || n > limits.max) {
+    const clamped = Math.min(limits.max, Math.max(limits.min, n));
+    notes.push(name + ' ' + n + ' out of range, using ' + clamped);
+    return clamped;
+  }
+  return n;
 }
 
 /** Milliseconds asked for by a Retry-After value (seconds or HTTP date). */

@@ -73,14 +73,20 @@ test('first social login: ingest answers 202 with the event id derived from user
   h.verifyWebhook(SECRET, call.headers, call.body, { toleranceSec: 5 });
   assert.match(call.headers.get('traceparent'), h.TRACEPARENT);
 
-  // Body: trigger, tenant, connection {id,name,strategy}, stats, user as given.
+  // Body: trigger, tenant, connection {name,strategy}, stats, and only the
+  // user fields the receiver reads (see payload.test.js).
   const body = JSON.parse(call.body);
   assert.deepEqual(Object.keys(body), ['trigger', 'tenant', 'connection', 'stats', 'user']);
   assert.equal(body.trigger, 'post-login');
   assert.equal(body.tenant, event.tenant.id);
-  assert.deepEqual(body.connection, { id: event.connection.id, name: 'google-oauth2', strategy: 'google-oauth2' });
+  assert.deepEqual(body.connection, { name: 'google-oauth2', strategy: 'google-oauth2' });
   assert.deepEqual(body.stats, { logins_count: 1 });
-  assert.deepEqual(body.user, JSON.parse(JSON.stringify(event.user)));
+  const u = event.user;
+  assert.deepEqual(body.user, {
+    user_id: u.user_id, email: u.email, email_verified: u.email_verified, name: u.name, given_name: u.given_name,
+    family_name: u.family_name, nickname: u.nickname, picture: u.picture, created_at: u.created_at,
+    identities: u.identities.map((i) => ({ provider: i.provider, connection: i.connection, user_id: i.user_id, isSocial: i.isSocial })),
+  });
 
   assert.deepEqual(api.calls, [], 'the api is never used (no deny)');
   assert.equal(logs.lines.length, 1);
@@ -136,9 +142,10 @@ test('post-user-registration of a database user: ingest answers 202', { timeout:
   const body = JSON.parse(call.body);
   assert.equal(body.trigger, 'post-user-registration');
   assert.equal(body.tenant, 'signupsync-test');
-  assert.deepEqual(body.connection, { id: event.connection.id, name: 'Username-Password-Authentication', strategy: 'auth0' });
+  assert.deepEqual(body.connection, { name: 'Username-Password-Authentication', strategy: 'auth0' });
   assert.equal(body.stats, undefined, 'post-user-registration has no stats');
-  assert.deepEqual(body.user, event.user);
+  const { app_metadata: _a, user_metadata: _u, updated_at: _t, ...sent } = event.user;
+  assert.deepEqual(body.user, sent);
   assert.deepEqual(api.calls, []);
 
   const lines = consoleLog.mock.calls.map((c) => c.arguments.join(' '));

@@ -37,7 +37,9 @@ function expectedEventId(userId) {
 /**
  * Starts `signupsync dev --importer=false` on free 127.0.0.1 ports with a
  * fresh data dir, waits for "ingest listening" and a 200 from /readyz.
- * Resolves to { url, stop, stderr }.
+ * /readyz is served by the admin listener (SIGNUPSYNC_METRICS_ADDR, logged
+ * as "ingest admin listening") when the binary has one, else by the webhook
+ * port. Resolves to { url, adminUrl, stop, stderr }.
  */
 async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
   const bin = resolveBin();
@@ -52,6 +54,9 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
       'signupsync binary not found at ' + bin + '. Build it first from the repo root with ' +
       '`make build` (or `go build -o bin/signupsync ./services/signupsync`), or point SIGNUPSYNC_BIN at an existing binary.');
   }
+  // A free port of its own for the admin listener: its default is a fixed
+  // port, and it must differ from the webhook address (so not 127.0.0.1:0).
+  const adminPort = await unusedPort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'signupsync-action-test-'));
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -59,6 +64,7 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
   }
   Object.assign(env, {
     SIGNUPSYNC_HTTP_ADDR: '127.0.0.1:0',
+    SIGNUPSYNC_METRICS_ADDR: '127.0.0.1:' + adminPort,
     SIGNUPSYNC_DEV_NATS_ADDR: '127.0.0.1:-1',
     SIGNUPSYNC_DATA_DIR: dataDir,
     SIGNUPSYNC_ACTION_SECRETS: actionSecrets,
@@ -83,6 +89,7 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
 
+  let adminAddr = null;
   try {
     const addr = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no "ingest listening" line within ' + startTimeoutMs + 'ms')), startTimeoutMs);
@@ -97,6 +104,7 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
           stderr.push(line);
           let rec = null;
           try { rec = JSON.parse(line); } catch (err) { /* not a log record */ }
+          if (rec && rec.msg === 'ingest admin listening' && typeof rec.addr === 'string') adminAddr = rec.addr;
           if (rec && rec.msg === 'ingest listening' && typeof rec.addr === 'string') {
             clearTimeout(timer);
             resolve(rec.addr);
@@ -113,7 +121,7 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
       try {
-        const res = await fetch(url + '/readyz', { signal: AbortSignal.timeout(2000) });
+        const res = await fetch((adminAddr ? 'http://' + adminAddr : url) + '/readyz', { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
         if (res.status === 200) break;
       } catch (err) {
@@ -122,7 +130,7 @@ async function startIngest({ actionSecrets, startTimeoutMs = 30000 }) {
       if (Date.now() > deadline) throw new Error('/readyz did not answer 200 within ' + startTimeoutMs + 'ms');
       await new Promise((r) => setTimeout(r, 50));
     }
-    return { url, stop, stderr };
+    return { url, adminUrl: adminAddr ? 'http://' + adminAddr : null, stop, stderr };
   } catch (err) {
     await stop();
     err.message += '\nsignupsync stderr:\n' + stderr.slice(-20).join('\n');
@@ -218,6 +226,33 @@ async function startStub(respond) {
     requests,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
+ * A TCP server on 127.0.0.1 that accepts every connection and never writes a
+ * byte: an ingest that hangs after the TCP handshake. Records each accepted
+ * connection (connections) and the bytes it received (received).
+ */
+async function startBlackHole() {
+  const sockets = new Set();
+  const state = { connections: 0, received: 0 };
+  const server = net.createServer((socket) => {
+    state.connections++;
+    sockets.add(socket);
+    socket.on('data', (chunk) => { state.received += chunk.length; });
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: 'http://127.0.0.1:' + port,
+    state,
+    close: () => new Promise((resolve) => {
+      for (const s of sockets) s.destroy();
       server.close(() => resolve());
     }),
   };
@@ -375,6 +410,7 @@ module.exports = {
   postUserRegistrationEvent,
   recordFetch,
   resolveBin,
+  startBlackHole,
   startIngest,
   startStub,
   unusedPort,
