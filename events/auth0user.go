@@ -11,17 +11,19 @@ import (
 
 // Auth0User is an Auth0 user object as the Management API returns it and as
 // a users export (format json, one object per line) writes it. Absent and
-// null fields read as zero values.
+// null fields read as zero values; email_verified and created_at accept
+// every type Auth0 writes them with ([Auth0Bool], [Auth0Time]), and decoding
+// fails with a *json.UnmarshalTypeError naming the field for any other.
 type Auth0User struct {
 	UserID        string          `json:"user_id"`
 	Email         string          `json:"email"`
-	EmailVerified bool            `json:"email_verified"`
+	EmailVerified Auth0Bool       `json:"email_verified"`
 	Name          string          `json:"name"`
 	GivenName     string          `json:"given_name"`
 	FamilyName    string          `json:"family_name"`
 	Nickname      string          `json:"nickname"`
 	Picture       string          `json:"picture"`
-	CreatedAt     string          `json:"created_at"`
+	CreatedAt     Auth0Time       `json:"created_at"`
 	Identities    []Auth0Identity `json:"identities"`
 	AppMetadata   json.RawMessage `json:"app_metadata"`
 	UserMetadata  json.RawMessage `json:"user_metadata"`
@@ -34,7 +36,7 @@ type Auth0Identity struct {
 	Provider   string          `json:"provider"`
 	Connection string          `json:"connection"`
 	UserID     json.RawMessage `json:"user_id"`
-	IsSocial   bool            `json:"isSocial"`
+	IsSocial   Auth0Bool       `json:"isSocial"`
 }
 
 // ErrInvalidUser is wrapped by [Auth0User.SignupData] for a user object that
@@ -48,9 +50,9 @@ func (u Auth0User) SignupData(tenant string) (SignupData, error) {
 		return SignupData{}, fmt.Errorf("%w: user_id %q is not provider|id", ErrInvalidUser, truncate(u.UserID, 64))
 	}
 	d := SignupData{
-		Tenant: tenant, UserID: u.UserID, Email: u.Email, EmailVerified: u.EmailVerified,
+		Tenant: tenant, UserID: u.UserID, Email: u.Email, EmailVerified: bool(u.EmailVerified),
 		Name: u.Name, GivenName: u.GivenName, FamilyName: u.FamilyName, Nickname: u.Nickname,
-		Picture: u.Picture, CreatedAt: u.CreatedAt,
+		Picture: u.Picture, CreatedAt: string(u.CreatedAt),
 		AppMetadata: object(u.AppMetadata), UserMetadata: object(u.UserMetadata),
 		Identities: make([]Identity, 0, len(u.Identities)),
 	}
@@ -59,7 +61,7 @@ func (u Auth0User) SignupData(tenant string) (SignupData, error) {
 		if err != nil || id.Provider == "" {
 			return SignupData{}, fmt.Errorf("%w: identities[%d]: provider and user_id are required", ErrInvalidUser, i)
 		}
-		d.Identities = append(d.Identities, Identity{Provider: id.Provider, Connection: id.Connection, UserID: raw, IsSocial: id.IsSocial})
+		d.Identities = append(d.Identities, Identity{Provider: id.Provider, Connection: id.Connection, UserID: raw, IsSocial: bool(id.IsSocial)})
 	}
 	if len(d.Identities) == 0 {
 		d.Identities = DeriveIdentity(u.UserID, "", "", "")

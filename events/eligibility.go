@@ -12,13 +12,20 @@ type Eligibility struct {
 	Identity         Identity
 }
 
-// passwordless are Auth0's passwordless connection strategies.
-var passwordless = map[string]bool{"email": true, "sms": true}
-
 // Classify applies the import rule: exactly one identity, social, from a
 // provider in providers (Auth0 strategy → Firebase provider id; nil means
 // [SocialProviders]). The importer, backfill's dry run and the report all
 // use it, so they agree on what is eligible.
+//
+// The skip reason follows the identity's connection strategy, read from its
+// provider or, when the provider is not a known strategy, from the signup's
+// ConnectionStrategy (see strategyKinds for the table and its sources):
+// database strategies ("auth0", "custom") give [ReasonDatabaseConnection],
+// passwordless ones [ReasonPasswordless], enterprise ones
+// [ReasonEnterpriseConnection]. Otherwise isSocial decides: a social
+// identity is eligible when providers holds its provider
+// ([ReasonUnsupportedProvider] when not), and any other identity is an
+// unknown non-social connection, counted as [ReasonEnterpriseConnection].
 func Classify(d SignupData, providers map[string]string) Eligibility {
 	if providers == nil {
 		providers = SocialProviders()
@@ -30,15 +37,16 @@ func Classify(d SignupData, providers map[string]string) Eligibility {
 		return Eligibility{Reason: ReasonLinkedIdentities}
 	}
 	id := d.Identities[0]
+	switch identityKind(d, id) {
+	case kindDatabase:
+		return Eligibility{Reason: ReasonDatabaseConnection}
+	case kindPasswordless:
+		return Eligibility{Reason: ReasonPasswordless}
+	case kindEnterprise:
+		return Eligibility{Reason: ReasonEnterpriseConnection}
+	}
 	if !id.IsSocial {
-		switch {
-		case id.Provider == "auth0":
-			return Eligibility{Reason: ReasonDatabaseConnection}
-		case passwordless[id.Provider]:
-			return Eligibility{Reason: ReasonPasswordless}
-		default:
-			return Eligibility{Reason: ReasonEnterpriseConnection}
-		}
+		return Eligibility{Reason: ReasonEnterpriseConnection}
 	}
 	fp, ok := providers[id.Provider]
 	if !ok {

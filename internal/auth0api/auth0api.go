@@ -275,27 +275,13 @@ func (t recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return res, err
 }
 
-// user is the part of Auth0's user object signupsync reads, decoded loosely:
-// identities' user_id may be a number and email_verified a string.
-type user struct {
-	UserID        string          `json:"user_id"`
-	Email         string          `json:"email"`
-	EmailVerified json.RawMessage `json:"email_verified"`
-	Name          string          `json:"name"`
-	GivenName     string          `json:"given_name"`
-	FamilyName    string          `json:"family_name"`
-	Nickname      string          `json:"nickname"`
-	Picture       string          `json:"picture"`
-	CreatedAt     string          `json:"created_at"`
-	Identities    []struct {
-		Provider   string          `json:"provider"`
-		Connection string          `json:"connection"`
-		UserID     json.RawMessage `json:"user_id"`
-		IsSocial   bool            `json:"isSocial"`
-	} `json:"identities"`
-	AppMetadata  json.RawMessage `json:"app_metadata"`
-	UserMetadata json.RawMessage `json:"user_metadata"`
-}
+// user is the part of Auth0's user object signupsync reads. It decodes
+// through events.Auth0User, the one decoder of Auth0 users: email_verified
+// and isSocial may be strings ("true"/"false"), created_at a string or an
+// object, identities' user_id a string or a number. Any other type fails the
+// response's decoding with a *json.UnmarshalTypeError naming the field,
+// which classify turns into [ErrPermanent].
+type user events.Auth0User
 
 // signupData maps the user. It fails with [ErrPermanent] for a profile
 // without user_id or with an identity user_id that is neither a string nor a
@@ -307,13 +293,13 @@ func (u user) signupData() (events.SignupData, error) {
 	d := events.SignupData{
 		UserID:        u.UserID,
 		Email:         u.Email,
-		EmailVerified: string(u.EmailVerified) == "true" || string(u.EmailVerified) == `"true"`,
+		EmailVerified: bool(u.EmailVerified),
 		Name:          u.Name,
 		GivenName:     u.GivenName,
 		FamilyName:    u.FamilyName,
 		Nickname:      u.Nickname,
 		Picture:       u.Picture,
-		CreatedAt:     u.CreatedAt,
+		CreatedAt:     string(u.CreatedAt),
 		Identities:    make([]events.Identity, 0, len(u.Identities)),
 		AppMetadata:   object(u.AppMetadata),
 		UserMetadata:  object(u.UserMetadata),
@@ -324,7 +310,7 @@ func (u user) signupData() (events.SignupData, error) {
 			return events.SignupData{}, err
 		}
 		d.Identities = append(d.Identities, events.Identity{
-			Provider: id.Provider, Connection: id.Connection, UserID: uid, IsSocial: id.IsSocial,
+			Provider: id.Provider, Connection: id.Connection, UserID: uid, IsSocial: bool(id.IsSocial),
 		})
 	}
 	if len(d.Identities) == 1 {

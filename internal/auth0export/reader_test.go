@@ -58,6 +58,7 @@ func TestReader(t *testing.T) {
 func FuzzParseUser(f *testing.F) {
 	f.Add([]byte(`{"user_id":"github|1","identities":[{"provider":"github","user_id":12345678901234567890,"isSocial":true}]}`))
 	f.Add([]byte(`{"user_id":"auth0|x","app_metadata":null}`))
+	f.Add([]byte(`{"user_id":"samlp|c|x","email_verified":"TRUE","created_at":{"$date":"2025-01-29T14:36:25.794Z"},"identities":[{"provider":"samlp","connection":"c","user_id":"x","isSocial":"false"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = bytes.TrimSpace(b)
 		if len(b) == 0 {
