@@ -10,7 +10,15 @@
 //     GET /api/v2/users-by-email,
 //   - POST /api/v2/jobs/users-exports and GET /api/v2/jobs/{id}, whose
 //     completed job links to a gzipped NDJSON (or CSV) file the fake serves
-//     like a pre-signed S3 URL that expires.
+//     like a pre-signed S3 URL that expires,
+//   - the Event Streams deliveries: GET /api/v2/event-streams/{id}/deliveries
+//     (statuses, event_types, date_from, date_to, from, take),
+//     GET /api/v2/event-streams/{id}/deliveries/{event_id}, and
+//     POST /api/v2/event-streams/{id}/redeliver[/{event_id}] (eventstreams.go).
+//
+// User search lags behind writes as Auth0's index does when [WithIndexLag]
+// is set: GET /api/v2/users lists a user only that long after it was added,
+// while GET /api/v2/users/{id} reads it at once.
 //
 // Every /api/v2 request needs a bearer token ([Server.Token] or one issued by
 // /oauth/token). Every /api/v2 and /oauth/token response carries
@@ -49,6 +57,11 @@ const (
 	RouteCreateExport = "POST /api/v2/jobs/users-exports"
 	RouteGetJob       = "GET /api/v2/jobs/{id}"
 	RouteDownload     = "GET /exports/{link}/{file}"
+
+	RouteListDeliveries = "GET /api/v2/event-streams/{id}/deliveries"
+	RouteGetDelivery    = "GET /api/v2/event-streams/{id}/deliveries/{event_id}"
+	RouteRedeliver      = "POST /api/v2/event-streams/{id}/redeliver/{event_id}"
+	RouteRedeliverMany  = "POST /api/v2/event-streams/{id}/redeliver"
 )
 
 // Defaults of the options.
@@ -73,6 +86,7 @@ type config struct {
 	rateLimit                     int
 	rateWindow, tokenTTL, linkTTL time.Duration
 	exportPolls                   int
+	indexLag                      time.Duration
 }
 
 // Option configures a [Server].
@@ -107,6 +121,11 @@ func WithLinkTTL(d time.Duration) Option { return func(c *config) { c.linkTTL = 
 // 0 completes on the first poll).
 func WithExportPolls(n int) Option { return func(c *config) { c.exportPolls = n } }
 
+// WithIndexLag makes a user appear in GET /api/v2/users searches only d
+// after [Server.AddUsers] stored it, as Auth0's search index lags behind its
+// user store (default 0: at once). GET /api/v2/users/{id} is not affected.
+func WithIndexLag(d time.Duration) Option { return func(c *config) { c.indexLag = d } }
+
 // Server is a running fake. Its methods are safe for concurrent use.
 type Server struct {
 	t   testing.TB
@@ -116,6 +135,8 @@ type Server struct {
 	mu       sync.Mutex
 	offset   time.Duration
 	users    []User
+	indexed  map[string]time.Time // user id → when searches first list it
+	streams  map[string]*stream
 	tokens   map[string]time.Time // issued token → expiry
 	jobs     map[string]*job
 	links    map[string]link
@@ -143,7 +164,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	s := &Server{
 		t: t, cfg: cfg,
 		tokens: map[string]time.Time{}, jobs: map[string]*job{}, links: map[string]link{},
-		requests: map[string]int{},
+		requests: map[string]int{}, indexed: map[string]time.Time{}, streams: map[string]*stream{},
 	}
 	mux := http.NewServeMux()
 	s.route(mux, RouteToken, false, s.handleToken)
@@ -152,6 +173,10 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.route(mux, RouteUsersByEmail, true, s.handleUsersByEmail)
 	s.route(mux, RouteCreateExport, true, s.handleCreateExport)
 	s.route(mux, RouteGetJob, true, s.handleGetJob)
+	s.route(mux, RouteListDeliveries, true, s.handleListDeliveries)
+	s.route(mux, RouteGetDelivery, true, s.handleGetDelivery)
+	s.route(mux, RouteRedeliver, true, s.handleRedeliver)
+	s.route(mux, RouteRedeliverMany, true, s.handleRedeliverMany)
 	mux.HandleFunc(RouteDownload, func(w http.ResponseWriter, r *http.Request) {
 		s.count(RouteDownload)
 		s.handleDownload(w, r)

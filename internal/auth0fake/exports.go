@@ -128,7 +128,7 @@ func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 
 // exportFile renders the users as gzipped NDJSON or CSV.
 func (s *Server) exportFile(format string, fields []exportField, limit int) ([]byte, error) {
-	users, err := s.snapshot()
+	users, err := s.snapshot(false)
 	if err != nil {
 		return nil, err
 	}

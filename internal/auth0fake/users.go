@@ -71,6 +71,7 @@ func (i Identity) MarshalJSON() ([]byte, error) {
 
 // AddUsers stores users, replacing any with the same user_id. A zero
 // CreatedAt becomes the fake's now and a zero UpdatedAt becomes CreatedAt.
+// Searches list a user [WithIndexLag] after it was added.
 // It fails the test (so call it from the test goroutine) for a user without
 // user_id or with a Numeric identity whose user_id is not digits.
 func (s *Server) AddUsers(users ...User) {
@@ -92,6 +93,9 @@ func (s *Server) AddUsers(users ...User) {
 		if u.UpdatedAt.IsZero() {
 			u.UpdatedAt = u.CreatedAt
 		}
+		if _, ok := s.indexed[u.UserID]; !ok {
+			s.indexed[u.UserID] = s.now().Add(s.cfg.indexLag)
+		}
 		if i := s.find(u.UserID); i >= 0 {
 			s.users[i] = u
 		} else {
@@ -109,6 +113,7 @@ func (s *Server) DeleteUser(id string) bool {
 		return false
 	}
 	s.users = append(s.users[:i], s.users[i+1:]...)
+	delete(s.indexed, id)
 	return true
 }
 
@@ -122,10 +127,18 @@ func (s *Server) find(id string) int {
 	return -1
 }
 
-// snapshot returns the users as generic JSON objects, numbers kept exact.
-func (s *Server) snapshot() ([]map[string]any, error) {
+// snapshot returns the users as generic JSON objects, numbers kept exact;
+// with indexedOnly, only those the search index holds by now.
+func (s *Server) snapshot(indexedOnly bool) ([]map[string]any, error) {
 	s.mu.Lock()
-	users := append([]User(nil), s.users...)
+	users := make([]User, 0, len(s.users))
+	now := s.now()
+	for _, u := range s.users {
+		if indexedOnly && now.Before(s.indexed[u.UserID]) {
+			continue
+		}
+		users = append(users, u)
+	}
 	s.mu.Unlock()
 	out := make([]map[string]any, 0, len(users))
 	for _, u := range users {
@@ -183,7 +196,7 @@ func (s *Server) handleUsersByEmail(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "Query validation error: 'Missing required property: email' on property email.", "invalid_query_string")
 		return
 	}
-	all, err := s.snapshot()
+	all, err := s.snapshot(false)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err.Error(), "")
 		return
@@ -233,7 +246,7 @@ func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	all, err := s.snapshot()
+	all, err := s.snapshot(true)
 	if err != nil {
 		apiError(w, http.StatusInternalServerError, err.Error(), "")
 		return

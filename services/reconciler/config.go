@@ -3,6 +3,7 @@ package reconciler
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -17,23 +18,58 @@ const (
 	DefaultSettleLag = time.Minute
 	// DefaultRPS leaves room in Auth0's smallest Management API budget
 	// (2 requests per second on free tenants) for the importer's look-ups.
-	DefaultRPS            = 2
-	DefaultPageSize       = auth0api.MaxPerPage
-	DefaultWindowMin      = time.Millisecond
+	DefaultRPS      = 2
+	DefaultPageSize = auth0api.MaxPerPage
+	// DefaultLookback is how far before the checkpoint every sweep starts
+	// again: longer than Auth0's search index takes to list a new user
+	// (seconds, a few minutes when the tenant is busy), and longer than
+	// Auth0's retries of a failing Event Streams delivery take to end in
+	// status failed (about a minute).
+	DefaultLookback       = 10 * time.Minute
 	DefaultMaxAttempts    = 6
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultConcurrency    = 16
 	DefaultTenant         = "default"
 )
 
+// Mode is what a [Reconciler] does each round.
+type Mode string
+
+// The modes.
+const (
+	// ModeSweep lists the users created in the window ([Reconciler.Sweep]).
+	// It is the zero Mode.
+	ModeSweep Mode = ""
+	// ModeDeliveries lists the failed Event Streams deliveries of
+	// Config.StreamID in the window ([Reconciler.RecoverDeliveries]).
+	ModeDeliveries Mode = "deliveries"
+)
+
+// streamIDPattern is what an Auth0 event stream id looks like ("est_…");
+// it is also part of a state bucket key.
+var streamIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
 // Config configures a [Reconciler]. Start from [DefaultConfig].
 type Config struct {
-	// Since is where the first sweep starts (users created at or after
-	// it). Later sweeps start at the checkpoint. Required.
+	// Mode is a sweep (the default) or the recovery of failed deliveries.
+	Mode Mode
+	// StreamID is the Auth0 event stream whose failed deliveries
+	// ModeDeliveries recovers ("est_…"). Required in that mode only.
+	StreamID string
+	// Since is where the first round starts (users created, or events
+	// sent, at or after it). Once a checkpoint exists, every later round
+	// starts at it (less Lookback), however far back it is: a reconcile
+	// outage longer than Since leaves no gap. Required.
 	Since time.Time
 	// Until ends every sweep (exclusive). Zero means the time of the sweep
 	// minus SettleLag, so each sweep covers what happened since the last.
 	Until time.Time
+	// Lookback is how far before the checkpoint each round starts again,
+	// for users Auth0's search index listed late and deliveries that
+	// failed late; 0 means none. Re-listing is cheap: a user the importer
+	// recorded is only a ledger read, one published within the duplicate
+	// window is acknowledged as a duplicate, and nothing is imported twice.
+	Lookback time.Duration
 	// SettleLag is how far behind now a sweep ends when Until is zero.
 	SettleLag time.Duration
 	// Every is the pause between sweeps in [Reconciler.Run]; 0 means one
@@ -43,9 +79,6 @@ type Config struct {
 	RPS float64
 	// PageSize is users per request, 1 to 100.
 	PageSize int
-	// WindowMin is the narrowest window a full window is split into
-	// (Auth0 keeps milliseconds, so 1ms is the floor).
-	WindowMin time.Duration
 	// MaxAttempts bounds the tries of one request after transient failures.
 	MaxAttempts int
 	// PublishTimeout bounds the wait for JetStream's acknowledgement.
@@ -66,7 +99,7 @@ type Config struct {
 // DefaultConfig returns every default; Since is left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		SettleLag: DefaultSettleLag, RPS: DefaultRPS, PageSize: DefaultPageSize, WindowMin: DefaultWindowMin,
+		SettleLag: DefaultSettleLag, Lookback: DefaultLookback, RPS: DefaultRPS, PageSize: DefaultPageSize,
 		MaxAttempts: DefaultMaxAttempts, PublishTimeout: DefaultPublishTimeout, Concurrency: DefaultConcurrency,
 		Tenant: DefaultTenant,
 	}
@@ -85,6 +118,21 @@ func (c Config) Validate() error {
 	if !c.Until.IsZero() && c.Every > 0 {
 		errs = append(errs, errors.New("--until (SIGNUPSYNC_RECONCILE_UNTIL) and --every (SIGNUPSYNC_RECONCILE_EVERY) contradict each other: a fixed end leaves nothing for the next sweep"))
 	}
+	switch c.Mode {
+	case ModeSweep:
+		if c.StreamID != "" {
+			errs = append(errs, errors.New("--stream-id (SIGNUPSYNC_RECONCILE_STREAM_ID) is for reconcile deliveries only"))
+		}
+	case ModeDeliveries:
+		if !streamIDPattern.MatchString(c.StreamID) {
+			errs = append(errs, fmt.Errorf("--stream-id (SIGNUPSYNC_RECONCILE_STREAM_ID) %q: want the id of the Auth0 event stream (est_…)", c.StreamID))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q: want %q or %q", c.Mode, ModeSweep, ModeDeliveries))
+	}
+	if c.Lookback < 0 {
+		errs = append(errs, errors.New("--lookback (SIGNUPSYNC_RECONCILE_LOOKBACK) must not be negative"))
+	}
 	if c.SettleLag < 0 {
 		errs = append(errs, errors.New("--settle (SIGNUPSYNC_RECONCILE_SETTLE) must not be negative"))
 	}
@@ -96,9 +144,6 @@ func (c Config) Validate() error {
 	}
 	if c.PageSize < 1 || c.PageSize > auth0api.MaxPerPage {
 		errs = append(errs, fmt.Errorf("page size %d: want 1 to %d", c.PageSize, auth0api.MaxPerPage))
-	}
-	if c.WindowMin < time.Millisecond || c.WindowMin%time.Millisecond != 0 {
-		errs = append(errs, fmt.Errorf("minimum window %s: want a whole number of milliseconds, at least 1ms", c.WindowMin))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))

@@ -27,7 +27,15 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative rps", edit: func(c *reconciler.Config) { c.RPS = -1 }, want: "--rps (SIGNUPSYNC_RECONCILE_RPS)"},
 		{name: "negative settle lag", edit: func(c *reconciler.Config) { c.SettleLag = -time.Second }, want: "--settle"},
 		{name: "page over 100", edit: func(c *reconciler.Config) { c.PageSize = 101 }, want: "page size"},
-		{name: "sub-millisecond window", edit: func(c *reconciler.Config) { c.WindowMin = time.Microsecond }, want: "minimum window"},
+		{name: "negative lookback", edit: func(c *reconciler.Config) { c.Lookback = -time.Minute }, want: "--lookback (SIGNUPSYNC_RECONCILE_LOOKBACK)"},
+		{name: "no lookback", edit: func(c *reconciler.Config) { c.Lookback = 0 }},
+		{name: "deliveries", edit: func(c *reconciler.Config) {
+			c.Mode, c.StreamID = reconciler.ModeDeliveries, "est_aD5AUDqZbHFcMoEx2LxAk9"
+		}},
+		{name: "deliveries without a stream", edit: func(c *reconciler.Config) { c.Mode = reconciler.ModeDeliveries }, want: "--stream-id"},
+		{name: "deliveries with a bad stream id", edit: func(c *reconciler.Config) { c.Mode, c.StreamID = reconciler.ModeDeliveries, "est.x>" }, want: "--stream-id"},
+		{name: "a stream id for a sweep", edit: func(c *reconciler.Config) { c.StreamID = "est_x" }, want: "reconcile deliveries only"},
+		{name: "unknown mode", edit: func(c *reconciler.Config) { c.Mode = "nap" }, want: "mode"},
 		{name: "no attempts", edit: func(c *reconciler.Config) { c.MaxAttempts = 0 }, want: "max attempts"},
 		{name: "no concurrency", edit: func(c *reconciler.Config) { c.Concurrency = 0 }, want: "concurrency"},
 		{name: "no tenant", edit: func(c *reconciler.Config) { c.Tenant = " " }, want: "--tenant"},

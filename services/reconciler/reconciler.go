@@ -1,21 +1,3 @@
-// Package reconciler finds the signups no webhook reported and publishes
-// them, and fetches Auth0's users-export file for the backfill.
-//
-// A sweep ([Reconciler.Sweep]) lists the users created in a window of time
-// from the Auth0 Management API, oldest first, and publishes every user the
-// importer's ledger does not know as a signup from source reconcile. Auth0
-// lets a client page through at most 1,000 results of one query, so a
-// window whose query reports 1,000 is halved until each part holds fewer
-// (down to one millisecond, Auth0's resolution). The end of the swept window
-// is kept as a checkpoint in the state bucket, written only once the whole
-// window is done: a sweep that fails or is interrupted is repeated from the
-// same start. Repeating is safe. A user already in SIGNUPS within the
-// duplicate window is acknowledged as a duplicate (the Nats-Msg-Id is
-// derived from the user id), and beyond it the importer's ledger turns a
-// second copy into already_present.
-//
-// [Export] runs a users-export job and writes its file; the backfill
-// publishes the users in it.
 package reconciler
 
 import (
@@ -38,10 +20,17 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/schemas"
 )
 
 // CheckpointKey is the key of the sweep checkpoint in [events.BucketState].
 const CheckpointKey = "reconcile.checkpoint"
+
+// DeliveriesCheckpointKey is the key of the checkpoint of the recovery of
+// an event stream's failed deliveries in [events.BucketState].
+func DeliveriesCheckpointKey(streamID string) string {
+	return "reconcile.deliveries." + streamID
+}
 
 // Trigger is the trigger recorded in the events a sweep publishes.
 const Trigger = "reconcile"
@@ -50,12 +39,12 @@ const Trigger = "reconcile"
 // still failed transiently after Config.MaxAttempts tries.
 var ErrGaveUp = errors.New("gave up retrying")
 
-// ErrNoCheckpoint is returned by [ReadCheckpoint] when no sweep has
+// ErrNoCheckpoint is returned by [ReadCheckpoint] when no round has
 // finished yet.
 var ErrNoCheckpoint = errors.New("no reconcile checkpoint")
 
 // ErrBadCheckpoint is returned by [ReadCheckpoint] for a value that is not
-// a checkpoint. A sweep with Config.IgnoreCheckpoint replaces it.
+// a checkpoint. A round with Config.IgnoreCheckpoint replaces it.
 var ErrBadCheckpoint = errors.New("undecodable reconcile checkpoint")
 
 // Lister lists the users created in [from, to), oldest first, and reports
@@ -66,28 +55,39 @@ type Lister interface {
 	ListUsersCreated(ctx context.Context, from, to time.Time, page, perPage int) ([]events.SignupData, int, error)
 }
 
-// Deps are the collaborators of a [Reconciler]. Users, JetStream and Logger
-// are required.
+// DeliveryLister lists one page of an event stream's deliveries and
+// returns the next page's token ("" or an empty page at the end).
+// *auth0api.Client satisfies it; its errors are classified as [Lister]'s.
+type DeliveryLister interface {
+	ListDeliveries(ctx context.Context, streamID string, f auth0api.DeliveryFilter, token string, take int) ([]auth0api.Delivery, string, error)
+}
+
+// Deps are the collaborators of a [Reconciler]. JetStream and Logger are
+// required, and Users for a sweep or Deliveries for [ModeDeliveries].
 type Deps struct {
-	Users Lister
+	Users      Lister
+	Deliveries DeliveryLister
 	// JetStream publishes signups and holds the ledger and state buckets,
 	// which must exist ([events.Ensure]).
-	JetStream  jetstream.JetStream
+	JetStream jetstream.JetStream
+	// Schemas checks recovered Event Streams events; nil means
+	// [schemas.Compile].
+	Schemas    *schemas.Set
 	Logger     *slog.Logger
 	Tracer     trace.TracerProvider
 	Propagator propagation.TextMapPropagator
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Sleep waits d or until ctx ends, returning ctx's error then; nil
-	// means a timer. It paces retries and the pause between sweeps.
+	// means a timer. It paces retries and the pause between rounds.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// OnSweep, when set, is called by [Reconciler.Run] after every sweep.
+	// OnSweep, when set, is called by [Reconciler.Run] after every round.
 	OnSweep func(Result, error)
 }
 
-// Counts are what a sweep did.
+// Counts are what a round did.
 type Counts struct {
-	// Listed users were returned by Auth0.
+	// Listed users (or failed deliveries) were returned by Auth0.
 	Listed int `json:"listed"`
 	// Known users have a ledger entry: the importer has seen them.
 	Known int `json:"known"`
@@ -97,10 +97,14 @@ type Counts struct {
 	Published int `json:"published"`
 	// Duplicates were already in SIGNUPS (within the duplicate window).
 	Duplicates int `json:"duplicates"`
-	// Split counts full windows that were halved.
-	Split int `json:"windows_split"`
-	// Dense counts windows of the minimum width still holding 1,000 users
-	// or more: users beyond the first 1,000 of each were not listed.
+	// Ignored deliveries were not signups (test deliveries).
+	Ignored int `json:"ignored,omitempty"`
+	// Invalid deliveries carried an event that is not a valid Event
+	// Streams user.created event, and invalid users a profile no publisher
+	// may store (events.ErrInvalidUser); ingest would have refused them too.
+	Invalid int `json:"invalid,omitempty"`
+	// Dense counts milliseconds holding 1,000 users or more: users beyond
+	// the first 1,000 of each were not listed.
 	Dense int `json:"dense_windows"`
 	// Requests to the Management API, and Retries after transient
 	// failures (Auth0 or NATS).
@@ -114,15 +118,18 @@ func (c *Counts) add(o Counts) {
 	c.Missing += o.Missing
 	c.Published += o.Published
 	c.Duplicates += o.Duplicates
-	c.Split += o.Split
+	c.Ignored += o.Ignored
+	c.Invalid += o.Invalid
 	c.Dense += o.Dense
 	c.Requests += o.Requests
 	c.Retries += o.Retries
 }
 
-// Result is one sweep: the window [From, Until) and its counts. UpToDate
-// means there was nothing to sweep yet.
+// Result is one round: the window [From, Until) and its counts. UpToDate
+// means there was nothing new to list yet (From is then the checkpoint).
 type Result struct {
+	Mode     Mode      `json:"mode,omitempty"`
+	StreamID string    `json:"stream_id,omitempty"`
 	From     time.Time `json:"from"`
 	Until    time.Time `json:"until"`
 	UpToDate bool      `json:"up_to_date,omitempty"`
@@ -132,23 +139,30 @@ type Result struct {
 
 // String is a one-line summary.
 func (r Result) String() string {
-	if r.UpToDate {
-		return fmt.Sprintf("reconcile: up to date (checkpoint %s, window ends %s)", events.FormatTime(r.From), events.FormatTime(r.Until))
-	}
 	mode := "reconcile"
-	if r.DryRun {
-		mode = "reconcile (dry run)"
+	if r.Mode == ModeDeliveries {
+		mode = "reconcile deliveries of " + r.StreamID
 	}
-	s := fmt.Sprintf("%s [%s, %s): listed %d, known %d, missing %d, published %d, duplicates %d, windows split %d, requests %d, retries %d",
-		mode, events.FormatTime(r.From), events.FormatTime(r.Until), r.Listed, r.Known, r.Missing, r.Published, r.Duplicates, r.Split, r.Requests, r.Retries)
+	if r.UpToDate {
+		return fmt.Sprintf("%s: up to date (checkpoint %s, window ends %s)", mode, events.FormatTime(r.From), events.FormatTime(r.Until))
+	}
+	if r.DryRun {
+		mode += " (dry run)"
+	}
+	s := fmt.Sprintf("%s [%s, %s): listed %d, known %d, missing %d, published %d, duplicates %d, requests %d, retries %d",
+		mode, events.FormatTime(r.From), events.FormatTime(r.Until), r.Listed, r.Known, r.Missing, r.Published, r.Duplicates, r.Requests, r.Retries)
+	if r.Ignored > 0 || r.Invalid > 0 {
+		s += fmt.Sprintf(", ignored %d, invalid %d", r.Ignored, r.Invalid)
+	}
 	if r.Dense > 0 {
 		s += fmt.Sprintf(", DENSE WINDOWS %d (users beyond 1000 per millisecond not listed: use export and backfill)", r.Dense)
 	}
 	return s
 }
 
-// Checkpoint is the JSON value under [CheckpointKey]: the last finished
-// sweep. The next sweep starts at Until.
+// Checkpoint is the JSON value under [CheckpointKey] (or
+// [DeliveriesCheckpointKey]): the last finished round. The next round
+// starts at Until, less Config.Lookback.
 type Checkpoint struct {
 	From       time.Time `json:"from"`
 	Until      time.Time `json:"until"`
@@ -156,39 +170,47 @@ type Checkpoint struct {
 	Counts     Counts    `json:"counts"`
 }
 
-// ReadCheckpoint reads the checkpoint from the state bucket and its
+// ReadCheckpoint reads the sweep checkpoint from the state bucket and its
 // revision. It returns [ErrNoCheckpoint] when there is none, and
 // [ErrBadCheckpoint] (with the revision) when the value does not decode.
 func ReadCheckpoint(ctx context.Context, state jetstream.KeyValue) (Checkpoint, uint64, error) {
-	e, err := state.Get(ctx, CheckpointKey)
+	return ReadCheckpointAt(ctx, state, CheckpointKey)
+}
+
+// ReadCheckpointAt reads the checkpoint under key, as [ReadCheckpoint].
+func ReadCheckpointAt(ctx context.Context, state jetstream.KeyValue, key string) (Checkpoint, uint64, error) {
+	e, err := state.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Checkpoint{}, 0, ErrNoCheckpoint
 	}
 	if err != nil {
-		return Checkpoint{}, 0, fmt.Errorf("read %s: %w", CheckpointKey, err)
+		return Checkpoint{}, 0, fmt.Errorf("read %s: %w", key, err)
 	}
 	var cp Checkpoint
 	if err := json.Unmarshal(e.Value(), &cp); err != nil {
-		return Checkpoint{}, e.Revision(), fmt.Errorf("%w: %s: %w", ErrBadCheckpoint, CheckpointKey, err)
+		return Checkpoint{}, e.Revision(), fmt.Errorf("%w: %s: %w", ErrBadCheckpoint, key, err)
 	}
 	return cp, e.Revision(), nil
 }
 
-// Reconciler sweeps the Management API for signups. It is safe for
-// concurrent use; sweeps of one Reconciler run one at a time.
+// Reconciler sweeps the Management API for signups, or recovers an event
+// stream's failed deliveries. It is safe for concurrent use; rounds of one
+// Reconciler run one at a time.
 type Reconciler struct {
-	cfg     Config
-	users   Lister
-	js      jetstream.JetStream
-	ledger  jetstream.KeyValue
-	state   jetstream.KeyValue
-	log     *slog.Logger
-	tracer  trace.Tracer
-	prop    propagation.TextMapPropagator
-	now     func() time.Time
-	sleep   func(context.Context, time.Duration) error
-	onSweep func(Result, error)
-	limiter *rate.Limiter
+	cfg        Config
+	users      Lister
+	deliveries DeliveryLister
+	schemas    *schemas.Set
+	js         jetstream.JetStream
+	ledger     jetstream.KeyValue
+	state      jetstream.KeyValue
+	log        *slog.Logger
+	tracer     trace.Tracer
+	prop       propagation.TextMapPropagator
+	now        func() time.Time
+	sleep      func(context.Context, time.Duration) error
+	onSweep    func(Result, error)
+	limiter    *rate.Limiter
 
 	mu sync.Mutex
 }
@@ -198,13 +220,29 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Reconciler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("reconcile config: %w", err)
 	}
-	if deps.Users == nil || deps.JetStream == nil || deps.Logger == nil {
-		return nil, errors.New("reconciler: Users, JetStream and Logger are required")
+	if deps.JetStream == nil || deps.Logger == nil {
+		return nil, errors.New("reconciler: JetStream and Logger are required")
+	}
+	if cfg.Mode == ModeSweep && deps.Users == nil {
+		return nil, errors.New("reconciler: a sweep needs Users")
+	}
+	if cfg.Mode == ModeDeliveries && deps.Deliveries == nil {
+		return nil, errors.New("reconciler: recovering deliveries needs Deliveries")
 	}
 	r := &Reconciler{
-		cfg: cfg, users: deps.Users, js: deps.JetStream, log: deps.Logger.With("role", "reconcile"),
+		cfg: cfg, users: deps.Users, deliveries: deps.Deliveries, schemas: deps.Schemas,
+		js: deps.JetStream, log: deps.Logger.With("role", "reconcile"),
 		prop: deps.Propagator, now: deps.Now, sleep: deps.Sleep, onSweep: deps.OnSweep,
 		limiter: newLimiter(cfg.RPS),
+	}
+	if cfg.Mode == ModeDeliveries {
+		r.log = r.log.With("mode", string(ModeDeliveries), "event_stream", cfg.StreamID)
+		if r.schemas == nil {
+			var err error
+			if r.schemas, err = schemas.Compile(); err != nil {
+				return nil, fmt.Errorf("reconciler: %w", err)
+			}
+		}
 	}
 	tp := deps.Tracer
 	if tp == nil {
@@ -230,12 +268,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Reconciler, error) {
 	return r, nil
 }
 
-// Run sweeps, then pauses Config.Every and sweeps again, until ctx ends;
-// then it returns nil. A failed sweep is logged and tried again at the next
-// one. With Every 0 it sweeps once and returns that sweep's error.
+// Run does a round of the configured mode ([Reconciler.Sweep] or
+// [Reconciler.RecoverDeliveries]), then pauses Config.Every and does
+// another, until ctx ends; then it returns nil. A failed round is logged
+// and tried again at the next one. With Every 0 it does one round and
+// returns that round's error.
 func (r *Reconciler) Run(ctx context.Context) error {
+	round := r.Sweep
+	if r.cfg.Mode == ModeDeliveries {
+		round = r.RecoverDeliveries
+	}
 	for {
-		res, err := r.Sweep(ctx)
+		res, err := round(ctx)
 		if r.cfg.Every == 0 {
 			if r.onSweep != nil {
 				r.onSweep(res, err)
@@ -249,7 +293,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 			r.onSweep(res, err)
 		}
 		if err != nil {
-			r.log.ErrorContext(ctx, "reconcile sweep failed, trying again at the next sweep", "err", err, "in", r.cfg.Every.String())
+			r.log.ErrorContext(ctx, "reconcile round failed, trying again at the next one", "err", err, "in", r.cfg.Every.String())
 		}
 		if r.sleep(ctx, r.cfg.Every) != nil {
 			return nil
@@ -257,12 +301,23 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	}
 }
 
-// Sweep does one pass over [checkpoint (or Since), Until) and writes the
-// checkpoint when the whole window is done. It returns what it did so far
-// and an error when a request failed permanently, still failed after
-// Config.MaxAttempts tries ([ErrGaveUp]), or ctx ended; the checkpoint is
-// then left where it was.
-func (r *Reconciler) Sweep(ctx context.Context) (Result, error) {
+// roundSpec is what differs between a sweep and a recovery of deliveries.
+type roundSpec struct {
+	name string // of the span and the logs
+	key  string // of the checkpoint
+	// align rounds a bound to what the API can query (milliseconds for
+	// users, seconds for deliveries); it never moves a bound before the
+	// checkpoint it came from.
+	align func(time.Time) time.Time
+	body  func(context.Context, *Result) error
+}
+
+// round does one pass over [checkpoint − Lookback (or Since), Until) and
+// writes the checkpoint when the whole window is done. It returns what it
+// did so far and an error when a request failed permanently, still failed
+// after Config.MaxAttempts tries ([ErrGaveUp]), or ctx ended; the
+// checkpoint is then left where it was.
+func (r *Reconciler) round(ctx context.Context, spec roundSpec) (Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
@@ -270,13 +325,13 @@ func (r *Reconciler) Sweep(ctx context.Context) (Result, error) {
 	if until.IsZero() {
 		until = r.now().Add(-r.cfg.SettleLag)
 	}
-	res := Result{From: ceilMilli(r.cfg.Since), Until: ceilMilli(until), DryRun: r.cfg.DryRun}
+	res := Result{Mode: r.cfg.Mode, StreamID: r.cfg.StreamID, From: spec.align(r.cfg.Since), Until: spec.align(until), DryRun: r.cfg.DryRun}
 	var prev uint64
 	var cp Checkpoint
 	found := false
 	err := r.retry(ctx, &res.Counts, "read checkpoint", natsTransient, func(ctx context.Context) error {
 		var err error
-		cp, prev, err = ReadCheckpoint(ctx, r.state)
+		cp, prev, err = ReadCheckpointAt(ctx, r.state, spec.key)
 		switch {
 		case errors.Is(err, ErrNoCheckpoint):
 			return nil
@@ -284,7 +339,7 @@ func (r *Reconciler) Sweep(ctx context.Context) (Result, error) {
 			r.log.WarnContext(ctx, "replacing an undecodable checkpoint", "err", err)
 			return nil
 		case errors.Is(err, ErrBadCheckpoint):
-			return fmt.Errorf("%w (sweep with --ignore-checkpoint to replace it)", err)
+			return fmt.Errorf("%w (run with --ignore-checkpoint to replace it)", err)
 		}
 		found = err == nil
 		return err
@@ -292,8 +347,15 @@ func (r *Reconciler) Sweep(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	if found && !r.cfg.IgnoreCheckpoint && cp.Until.After(res.From) {
-		res.From = cp.Until
+	if found && !r.cfg.IgnoreCheckpoint {
+		// The checkpoint wins over Since, however far back it is: a
+		// reconcile outage longer than --since leaves no gap.
+		if !cp.Until.Before(res.Until) {
+			res.From, res.UpToDate = cp.Until, true
+			r.log.DebugContext(ctx, "reconcile up to date", "checkpoint", cp.Until, "until", res.Until)
+			return res, nil
+		}
+		res.From = spec.align(cp.Until.Add(-r.cfg.Lookback))
 	}
 	if !res.From.Before(res.Until) {
 		res.UpToDate = true
@@ -301,100 +363,47 @@ func (r *Reconciler) Sweep(ctx context.Context) (Result, error) {
 		return res, nil
 	}
 
-	ctx, span := r.tracer.Start(ctx, "reconcile sweep", trace.WithAttributes(
+	ctx, span := r.tracer.Start(ctx, spec.name, trace.WithAttributes(
 		attribute.String("signupsync.reconcile.from", events.FormatTime(res.From)),
 		attribute.String("signupsync.reconcile.until", events.FormatTime(res.Until)),
 	))
 	defer span.End()
-	r.log.InfoContext(ctx, "reconcile sweep", "from", res.From, "until", res.Until, "dry_run", r.cfg.DryRun)
-	if err := r.window(ctx, &res, res.From, res.Until); err != nil {
-		err = fmt.Errorf("reconcile sweep [%s, %s): %w", events.FormatTime(res.From), events.FormatTime(res.Until), err)
+	r.log.InfoContext(ctx, spec.name, "from", res.From, "until", res.Until, "dry_run", r.cfg.DryRun)
+	if err := spec.body(ctx, &res); err != nil {
+		err = fmt.Errorf("%s [%s, %s): %w", spec.name, events.FormatTime(res.From), events.FormatTime(res.Until), err)
 		span.RecordError(err)
-		span.SetStatus(codes.Error, "sweep failed")
+		span.SetStatus(codes.Error, "round failed")
 		return res, err
 	}
 	switch {
 	case r.cfg.DryRun:
 	case found && cp.Until.After(res.Until):
 		// A re-sweep of an older range never moves the checkpoint back.
-		r.log.InfoContext(ctx, "checkpoint is further than this sweep; kept", "checkpoint", cp.Until)
+		r.log.InfoContext(ctx, "checkpoint is further than this round; kept", "checkpoint", cp.Until)
 	default:
-		if err := r.saveCheckpoint(ctx, &res, prev); err != nil {
+		if err := r.saveCheckpoint(ctx, spec.key, &res, prev); err != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "checkpoint failed")
 			return res, err
 		}
 	}
-	r.log.InfoContext(ctx, "reconcile sweep done", "from", res.From, "until", res.Until,
+	r.log.InfoContext(ctx, spec.name+" done", "from", res.From, "until", res.Until,
 		"listed", res.Listed, "known", res.Known, "missing", res.Missing, "published", res.Published,
-		"duplicates", res.Duplicates, "windows_split", res.Split, "dense_windows", res.Dense,
+		"duplicates", res.Duplicates, "ignored", res.Ignored, "invalid", res.Invalid, "dense_windows", res.Dense,
 		"requests", res.Requests, "retries", res.Retries)
 	return res, nil
 }
 
-// window sweeps [from, to), halving it while Auth0 reports a full result.
-func (r *Reconciler) window(ctx context.Context, res *Result, from, to time.Time) error {
-	users, total, err := r.list(ctx, res, from, to, 0)
-	if err != nil {
-		return err
-	}
-	if total >= auth0api.SearchLimit {
-		if half := (to.Sub(from) / 2).Truncate(time.Millisecond); half >= r.cfg.WindowMin {
-			res.Split++
-			mid := from.Add(half)
-			r.log.DebugContext(ctx, "window full, splitting", "from", from, "mid", mid, "until", to)
-			if err := r.window(ctx, res, from, mid); err != nil {
-				return err
-			}
-			return r.window(ctx, res, mid, to)
-		}
-		res.Dense++
-		r.log.WarnContext(ctx, "window at the minimum width still holds 1000 users or more: the rest are not listed; run an export and a backfill",
-			"from", from, "until", to, "min_window", r.cfg.WindowMin)
-	}
-	per := r.cfg.PageSize
-	for page := 0; ; page++ {
-		if page > 0 {
-			if users, total, err = r.list(ctx, res, from, to, page); err != nil {
-				return err
-			}
-		}
-		if err := r.page(ctx, res, users); err != nil {
-			return err
-		}
-		if len(users) < per || (page+1)*per >= total || (page+2)*per > auth0api.SearchLimit {
-			return nil
-		}
-	}
-}
-
-// list reads one page, waiting for the rate limiter and retrying
-// transient failures.
-func (r *Reconciler) list(ctx context.Context, res *Result, from, to time.Time, page int) ([]events.SignupData, int, error) {
-	var users []events.SignupData
-	var total int
-	err := r.retry(ctx, &res.Counts, "list users", auth0api.IsTransient, func(ctx context.Context) error {
-		if err := r.limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("rate limiter: %w", err)
-		}
-		res.Requests++
-		var err error
-		users, total, err = r.users.ListUsersCreated(ctx, from, to, page, r.cfg.PageSize)
-		return err
-	})
-	return users, total, err
-}
-
-// page handles the users of one page, Config.Concurrency at a time. It
-// returns the first failure, after the users already started finished.
-func (r *Reconciler) page(ctx context.Context, res *Result, users []events.SignupData) error {
+// page handles signups from src, Config.Concurrency at a time. It returns
+// the first failure, after the signups already started finished.
+func (r *Reconciler) page(ctx context.Context, res *Result, src events.Source, signups []events.SignupData) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.cfg.Concurrency)
 	var mu sync.Mutex
-	for _, u := range users {
+	for _, d := range signups {
 		g.Go(func() error {
 			var c Counts
-			err := r.user(gctx, &c, u)
+			err := r.user(gctx, &c, src, d)
 			mu.Lock()
 			res.add(c)
 			mu.Unlock()
@@ -404,8 +413,8 @@ func (r *Reconciler) page(ctx context.Context, res *Result, users []events.Signu
 	return g.Wait()
 }
 
-// user publishes one listed user unless the ledger knows it.
-func (r *Reconciler) user(ctx context.Context, res *Counts, d events.SignupData) error {
+// user publishes one listed signup from src unless the ledger knows it.
+func (r *Reconciler) user(ctx context.Context, res *Counts, src events.Source, d events.SignupData) error {
 	res.Listed++
 	known := false
 	err := r.retry(ctx, res, "ledger get", natsTransient, func(ctx context.Context) error {
@@ -432,7 +441,15 @@ func (r *Reconciler) user(ctx context.Context, res *Counts, d events.SignupData)
 		r.log.DebugContext(ctx, "missing signup (dry run)", "user_id", d.UserID)
 		return nil
 	}
-	dup, err := r.publish(ctx, res, d)
+	dup, err := r.publish(ctx, res, src, d)
+	if errors.Is(err, events.ErrInvalidUser) {
+		// No publisher may store it (events.NewMsg refuses it), and no
+		// retry changes it: counted and skipped, so that one bad profile
+		// does not hold the checkpoint back for ever.
+		res.Invalid++
+		r.log.WarnContext(ctx, "listed user that cannot be a signup, skipped", "user_id", d.UserID, "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -447,12 +464,8 @@ func (r *Reconciler) user(ctx context.Context, res *Counts, d events.SignupData)
 
 // publish makes the signup durable and reports whether SIGNUPS already
 // held it.
-func (r *Reconciler) publish(ctx context.Context, res *Counts, d events.SignupData) (bool, error) {
-	d.Tenant, d.Trigger, d.Partial = r.cfg.Tenant, Trigger, false
-	if d.ConnectionStrategy == "" && len(d.Identities) == 1 {
-		d.ConnectionStrategy = d.Identities[0].Provider
-	}
-	msg, ev, err := events.NewMsg(events.SourceReconcile, d, r.now())
+func (r *Reconciler) publish(ctx context.Context, res *Counts, src events.Source, d events.SignupData) (bool, error) {
+	msg, ev, err := events.NewMsg(src, d, r.now())
 	if err != nil {
 		return false, err
 	}
@@ -480,9 +493,10 @@ func (r *Reconciler) publish(ctx context.Context, res *Counts, d events.SignupDa
 	return ack.Duplicate, nil
 }
 
-// saveCheckpoint records the finished sweep. When another reconciler wrote
-// the checkpoint meanwhile, the later of the two ends is kept.
-func (r *Reconciler) saveCheckpoint(ctx context.Context, res *Result, prev uint64) error {
+// saveCheckpoint records the finished round under key. When another
+// reconciler wrote the checkpoint meanwhile, the later of the two ends is
+// kept.
+func (r *Reconciler) saveCheckpoint(ctx context.Context, key string, res *Result, prev uint64) error {
 	cp := Checkpoint{From: res.From, Until: res.Until, FinishedAt: r.now().UTC(), Counts: res.Counts}
 	b, err := json.Marshal(cp)
 	if err != nil {
@@ -491,14 +505,14 @@ func (r *Reconciler) saveCheckpoint(ctx context.Context, res *Result, prev uint6
 	return r.retry(ctx, &res.Counts, "write checkpoint", natsTransient, func(ctx context.Context) error {
 		for range 3 {
 			if prev == 0 {
-				_, err = r.state.Create(ctx, CheckpointKey, b)
+				_, err = r.state.Create(ctx, key, b)
 			} else {
-				_, err = r.state.Update(ctx, CheckpointKey, b, prev)
+				_, err = r.state.Update(ctx, key, b, prev)
 			}
 			if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				break
 			}
-			other, rev, rerr := ReadCheckpoint(ctx, r.state)
+			other, rev, rerr := ReadCheckpointAt(ctx, r.state, key)
 			if rerr != nil {
 				return rerr
 			}
@@ -509,7 +523,7 @@ func (r *Reconciler) saveCheckpoint(ctx context.Context, res *Result, prev uint6
 			prev = rev
 		}
 		if err != nil {
-			return fmt.Errorf("write %s: %w", CheckpointKey, err)
+			return fmt.Errorf("write %s: %w", key, err)
 		}
 		return nil
 	})

@@ -116,23 +116,22 @@ func TestSweepEventsAreValid(t *testing.T) {
 	}
 }
 
-func TestSweepSplitsFullWindows(t *testing.T) {
+func TestSweepPagesPastTheSearchCap(t *testing.T) {
 	tests := []struct {
 		name       string
 		users      []auth0fake.User
 		wantListed int
-		wantSplit  bool
 		wantDense  int
 	}{
 		{name: "under the cap", users: spread("a", 999, base.Add(time.Minute), time.Second), wantListed: 999},
 		{name: "1500 users in 150s and 20 later", users: append(
 			spread("b", 1500, base.Add(time.Minute), 100*time.Millisecond),
 			spread("c", 20, base.Add(50*time.Minute), time.Minute)...),
-			wantListed: 1520, wantSplit: true},
+			wantListed: 1520},
 		{name: "1001 users in one millisecond", users: append(
 			spread("d", 1001, base.Add(time.Minute), 0),
 			spread("e", 5, base.Add(10*time.Minute), time.Second)...),
-			wantListed: 1005, wantSplit: true, wantDense: 1},
+			wantListed: 1005, wantDense: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,8 +141,8 @@ func TestSweepSplitsFullWindows(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Sweep: %v", err)
 			}
-			if res.Listed != tt.wantListed || res.Published != tt.wantListed || (res.Split > 0) != tt.wantSplit || res.Dense != tt.wantDense {
-				t.Errorf("counts %+v, want %d listed and published, split %v, dense %d", res.Counts, tt.wantListed, tt.wantSplit, tt.wantDense)
+			if res.Listed != tt.wantListed || res.Published != tt.wantListed || res.Dense != tt.wantDense {
+				t.Errorf("counts %+v, want %d listed and published, dense %d", res.Counts, tt.wantListed, tt.wantDense)
 			}
 			got := e.streamed()[events.SourceReconcile]
 			if len(got) != tt.wantListed || len(slices.Compact(slices.Clone(got))) != len(got) {
@@ -152,26 +151,31 @@ func TestSweepSplitsFullWindows(t *testing.T) {
 			if tt.wantDense == 0 && !slices.Equal(got, ids(tt.users)) {
 				t.Errorf("stream does not hold exactly the users")
 			}
-			if tt.wantDense > 0 && !strings.Contains(e.logs.String(), "minimum width") {
+			if tt.wantDense > 0 && !strings.Contains(e.logs.String(), "1000 users or more") {
 				t.Errorf("dense window not logged")
 			}
 		})
 	}
 }
 
-// failOnPage makes the fake fail n requests when the sweep asks for page.
-type failOnPage struct {
+// failOnRequest makes the fake fail n requests from the request-th list
+// request of the sweep on (0 is the first).
+type failOnRequest struct {
 	reconciler.Lister
-	srv          *auth0fake.Server
-	page, status int
-	n            int
-	once         sync.Once
+	srv             *auth0fake.Server
+	request, status int
+	n               int
+	mu              sync.Mutex
+	calls           int
 }
 
-func (f *failOnPage) ListUsersCreated(ctx context.Context, from, to time.Time, page, perPage int) ([]events.SignupData, int, error) {
-	if page == f.page {
-		f.once.Do(func() { f.srv.Fail(f.status, f.n) })
+func (f *failOnRequest) ListUsersCreated(ctx context.Context, from, to time.Time, page, perPage int) ([]events.SignupData, int, error) {
+	f.mu.Lock()
+	if f.calls == f.request {
+		f.srv.Fail(f.status, f.n)
 	}
+	f.calls++
+	f.mu.Unlock()
 	return f.Lister.ListUsersCreated(ctx, from, to, page, perPage)
 }
 
@@ -179,7 +183,7 @@ func TestSweepWaitsOutFailures(t *testing.T) {
 	tests := []struct {
 		name        string
 		opts        []auth0fake.Option
-		failPage    int
+		failRequest int
 		status, n   int
 		maxAttempts int
 
@@ -190,12 +194,12 @@ func TestSweepWaitsOutFailures(t *testing.T) {
 		wantSleeps []time.Duration
 	}{
 		{name: "rate-limit budget runs out mid-sweep", opts: []auth0fake.Option{auth0fake.WithRateLimit(2, time.Minute)}, wantRetries: 1},
-		{name: "429s on page 1", failPage: 1, status: http.StatusTooManyRequests, n: 2, wantRetries: 2},
-		{name: "503 on page 2 backs off", failPage: 2, status: http.StatusServiceUnavailable, n: 2, wantRetries: 2,
+		{name: "429s on the second page", failRequest: 1, status: http.StatusTooManyRequests, n: 2, wantRetries: 2},
+		{name: "503 on the third page backs off", failRequest: 2, status: http.StatusServiceUnavailable, n: 2, wantRetries: 2,
 			wantSleeps: events.DefaultBackOff()[:2]},
-		{name: "gives up after max attempts", failPage: 1, status: http.StatusBadGateway, n: 100, maxAttempts: 3,
+		{name: "gives up after max attempts", failRequest: 1, status: http.StatusBadGateway, n: 100, maxAttempts: 3,
 			wantErr: reconciler.ErrGaveUp, wantRetries: 2, wantSleeps: events.DefaultBackOff()[:2]},
-		{name: "permanent failure stops at once", failPage: 1, status: http.StatusForbidden, n: 1,
+		{name: "permanent failure stops at once", failRequest: 1, status: http.StatusForbidden, n: 1,
 			wantErr: auth0api.ErrPermanent},
 	}
 	for _, tt := range tests {
@@ -209,7 +213,7 @@ func TestSweepWaitsOutFailures(t *testing.T) {
 			}
 			r := e.reconciler(cfg, func(d *reconciler.Deps) {
 				if tt.status != 0 {
-					d.Users = &failOnPage{Lister: e.api, srv: e.srv, page: tt.failPage, status: tt.status, n: tt.n}
+					d.Users = &failOnRequest{Lister: e.api, srv: e.srv, request: tt.failRequest, status: tt.status, n: tt.n}
 				}
 			})
 			res, err := r.Sweep(t.Context())
@@ -276,8 +280,9 @@ func TestCheckpointMakesTheNextSweepListOnlyNewerUsers(t *testing.T) {
 
 	// An hour on, the users created after the first window are listed: those
 	// that were still in its settle lag (one exactly at its end) and later
-	// ones. A user created inside the first window but indexed only now is
-	// not: it is the export's and the backfill's to find.
+	// ones. The sweep starts the lookback before the checkpoint; a user
+	// created long before that but indexed only now is not listed: it is the
+	// export's and the backfill's to find.
 	newer := append(spread("n", 5, res1.Until.Add(time.Second), 10*time.Second),
 		spread("m", 5, res1.Until.Add(10*time.Minute), time.Minute)...)
 	newer[0] = social("boundary", res1.Until)
@@ -288,8 +293,8 @@ func TestCheckpointMakesTheNextSweepListOnlyNewerUsers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second sweep: %v", err)
 	}
-	if !res2.From.Equal(res1.Until) || res2.Listed != 10 || res2.Published != 10 || res2.Known != 0 {
-		t.Errorf("second sweep %+v, want [%v, …) with the 10 newer users", res2, res1.Until)
+	if want := res1.Until.Add(-reconciler.DefaultLookback); !res2.From.Equal(want) || res2.Listed != 10 || res2.Published != 10 || res2.Known != 0 {
+		t.Errorf("second sweep %+v, want [%v, …) with the 10 newer users", res2, want)
 	}
 	if got := e.streamed()[events.SourceReconcile]; !slices.Equal(got, ids(append(slices.Clone(first), newer...))) {
 		t.Errorf("stream holds %d reconcile signups, want the %d first and newer users", len(got), len(first)+len(newer))
@@ -347,10 +352,11 @@ func TestRunSweepsEveryPeriodUntilCancelled(t *testing.T) {
 		t.Fatalf("%d sweeps, want 3", len(results))
 	}
 	for i, res := range results {
-		if res.Listed != 1 || res.Published != 1 {
-			t.Errorf("sweep %d: %+v, want one user", i, res.Counts)
+		// The lookback lists the previous sweep's user again: a duplicate.
+		if res.Published != 1 || res.Listed != res.Published+res.Duplicates {
+			t.Errorf("sweep %d: %+v, want one new user", i, res.Counts)
 		}
-		if i > 0 && !res.From.Equal(results[i-1].Until) {
+		if i > 0 && !res.From.Equal(results[i-1].Until.Add(-cfg.Lookback)) {
 			t.Errorf("sweep %d starts at %v, the previous ended at %v", i, res.From, results[i-1].Until)
 		}
 	}
@@ -379,7 +385,7 @@ func TestNewRefusesMissingDependencies(t *testing.T) {
 		name string
 		edit func(*reconciler.Deps)
 	}{
-		{name: "no users", edit: func(d *reconciler.Deps) { d.Users = nil }},
+		{name: "no users for a sweep", edit: func(d *reconciler.Deps) { d.Users = nil }},
 		{name: "no jetstream", edit: func(d *reconciler.Deps) { d.JetStream = nil }},
 		{name: "no logger", edit: func(d *reconciler.Deps) { d.Logger = nil }},
 	}

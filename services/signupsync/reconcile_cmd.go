@@ -36,32 +36,48 @@ func auth0Flags(f *flags) func() (auth0api.Config, error) {
 
 // runReconcile sweeps the Auth0 Management API for users created since
 // --since that no webhook reported, publishes them, and keeps a checkpoint
-// so the next sweep starts where this one ended. With --every it keeps
-// sweeping until stopped. It prints one line per sweep.
+// so the next sweep starts where this one ended (less --lookback). With
+// --every it keeps sweeping until stopped. It prints one line per sweep.
+//
+// "reconcile deliveries --stream-id est_…" recovers the failed user.created
+// deliveries of an Auth0 event stream instead, with the same window,
+// checkpoint (one per stream), pacing and output.
 func runReconcile(ctx context.Context, args []string, e env) error {
-	f := newFlags("reconcile", e.getenv, e.stderr)
+	mode, name := reconciler.ModeSweep, "reconcile"
+	if len(args) > 0 && args[0] == string(reconciler.ModeDeliveries) {
+		mode, name, args = reconciler.ModeDeliveries, "reconcile deliveries", args[1:]
+	}
+	f := newFlags(name, e.getenv, e.stderr)
 	com := addCommon(f)
 	d := reconciler.DefaultConfig()
-	since := f.String("since", "SIGNUPSYNC_RECONCILE_SINCE", "", "sweep users created since this RFC 3339 time, date (2006-01-02) or duration before now (24h); later sweeps start at the checkpoint")
-	until := f.String("until", "SIGNUPSYNC_RECONCILE_UNTIL", "", "end of the sweep, exclusive, same forms as --since (default: now minus --settle; not with --every)")
-	settle := f.Duration("settle", "SIGNUPSYNC_RECONCILE_SETTLE", d.SettleLag, "how far behind now a sweep ends: recent signups are still being reported by webhooks")
-	every := f.Duration("every", "SIGNUPSYNC_RECONCILE_EVERY", 0, "run as a service: sweep again after this pause until stopped (0 = one sweep)")
+	since := f.String("since", "SIGNUPSYNC_RECONCILE_SINCE", "", "start of the first round: users created (deliveries sent) since this RFC 3339 time, date (2006-01-02) or duration before now (24h); once a checkpoint exists, rounds start at it (less --lookback), however old it is")
+	until := f.String("until", "SIGNUPSYNC_RECONCILE_UNTIL", "", "end of the round, exclusive, same forms as --since (default: now minus --settle; not with --every)")
+	settle := f.Duration("settle", "SIGNUPSYNC_RECONCILE_SETTLE", d.SettleLag, "how far behind now a round ends: recent signups are still being reported by webhooks")
+	lookback := f.Duration("lookback", "SIGNUPSYNC_RECONCILE_LOOKBACK", d.Lookback, "how far before the checkpoint each round starts again, for users Auth0's search index listed late and deliveries that failed late (0 = none)")
+	every := f.Duration("every", "SIGNUPSYNC_RECONCILE_EVERY", 0, "run as a service: do another round after this pause until stopped (0 = one round)")
+	var streamID *string
+	if mode == reconciler.ModeDeliveries {
+		streamID = f.String("stream-id", "SIGNUPSYNC_RECONCILE_STREAM_ID", "", "the Auth0 event stream (est_…) whose failed user.created deliveries are recovered (required; needs read:event_streams and read:event_deliveries)")
+	}
 	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9465", "with --every: listen address of /metrics, /healthz and /readyz")
 	rps := f.Int("rps", "SIGNUPSYNC_RECONCILE_RPS", int(d.RPS), "Management API requests per second, 0 = unlimited")
 	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", d.Tenant, "Auth0 tenant name recorded in the events")
-	ignoreCP := f.Bool("ignore-checkpoint", "", false, "start at --since even when an earlier sweep got further (re-sweep)")
+	ignoreCP := f.Bool("ignore-checkpoint", "", false, "start at --since even when an earlier round got further (re-sweep)")
 	dry := f.Bool("dry-run", "", false, "list and count the missing signups without publishing or moving the checkpoint")
-	asJSON := f.Bool("json", "", false, "print each sweep's result as a JSON line")
+	asJSON := f.Bool("json", "", false, "print each round's result as a JSON line")
 	buildAuth0 := auth0Flags(f)
 	if err := f.parse(args); err != nil {
 		return usageError{err}
 	}
 	if f.fs.NArg() > 0 {
-		return usageError{fmt.Errorf("reconcile takes no arguments, got %q", f.fs.Args())}
+		return usageError{fmt.Errorf("%s takes no arguments, got %q (the one mode is \"reconcile deliveries\")", name, f.fs.Args())}
 	}
 	now := time.Now()
 	cfg := d
-	cfg.SettleLag, cfg.Every, cfg.RPS, cfg.Tenant = *settle, *every, float64(*rps), *tenant
+	cfg.Mode, cfg.SettleLag, cfg.Lookback, cfg.Every, cfg.RPS, cfg.Tenant = mode, *settle, *lookback, *every, float64(*rps), *tenant
+	if streamID != nil {
+		cfg.StreamID = *streamID
+	}
 	cfg.IgnoreCheckpoint, cfg.DryRun = *ignoreCP, *dry
 	var errs []error
 	if *since != "" {
@@ -121,7 +137,7 @@ func runReconcile(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		rec, err := reconciler.New(ctx, cfg, reconciler.Deps{
-			Users: api, JetStream: js, Logger: log, Tracer: tracing.Provider, Propagator: telemetry.Propagator(),
+			Users: api, Deliveries: api, JetStream: js, Logger: log, Tracer: tracing.Provider, Propagator: telemetry.Propagator(),
 			OnSweep: func(res reconciler.Result, err error) {
 				sweeps.observe(res, err)
 				printSweep(e, res, err, *asJSON)
