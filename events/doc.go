@@ -42,4 +42,26 @@
 // delivery could not be dead-lettered is delivered again rather than left
 // without an outcome (see [Delivery.ConsumerConfig]). A decided ledger
 // outcome is never downgraded ([Outcome.SupersededBy]).
+//
+// # Identity
+//
+// The user_id of a signup is its primary identity's provider|user_id.
+// [NewMsg] refuses a signup that contradicts it ([CheckPrimaryIdentity]),
+// and the importer dead-letters one that reaches it anyway: the ledger is
+// keyed by the user_id while Firebase is searched by the identity, so a
+// mismatched pair would record another person's account. Email ownership,
+// for linking to an existing account, is proven only by a provider that
+// hosts the mailbox ([EmailAuthoritative]).
+//
+// # Entries kept by ingest
+//
+// SIGNUPS_DLQ also holds what ingest kept instead of refusing a batch: a
+// signup entry of an Auth0 Log Streams batch that fails its schema or its
+// identity check is published, exactly as Auth0 sent it, on
+// dlq.signups.v1.log_stream with reason [ReasonInvalidEntry], the failing
+// field in [HeaderDLQError] and no original subject or sequence. Refusing
+// the batch would make Auth0 retry every other entry with it, and pause the
+// stream after days of failures, so one bad entry would cost the signups
+// beside it. Such a dead letter is not a signup event: replay refuses it,
+// and an operator re-sends its data to the receiver once ingest accepts it.
 package events

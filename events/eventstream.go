@@ -37,21 +37,38 @@ func EventStreamSignup(ev map[string]any, defaultTenant string) SignupData {
 	if tenant == "" {
 		tenant = defaultTenant
 	}
-	user := evObject(evObject(ev, "data"), "object")
+	d := UserObjectSignup(tenant, evObject(evObject(ev, "data"), "object"), "", "")
+	d.Trigger = evString(ev, "type")
+	return d
+}
+
+// UserObjectSignup maps an Auth0 user object, as Actions and Event Streams
+// carry it (decoded from JSON with json.Number, valid against the
+// auth0-user schema), to signup data. connection and strategy describe the
+// connection the signup used when the sender knows it. Fields are read with
+// the rules of [Auth0User]: email_verified and isSocial through
+// [ParseAuth0Bool], created_at through [ParseAuth0Time]; a wrong type reads
+// as absent. A user without identities gets one derived from its user_id
+// ([DeriveIdentity]). Ingest's receivers and the reconciler's delivery
+// recovery both use it, so a recovered event is the one ingest would have
+// published.
+func UserObjectSignup(tenant string, user map[string]any, connection, strategy string) SignupData {
+	created, _ := ParseAuth0Time(user["created_at"])
 	d := SignupData{
-		Tenant:        tenant,
-		Trigger:       evString(ev, "type"),
-		UserID:        evString(user, "user_id"),
-		Email:         evString(user, "email"),
-		EmailVerified: evBool(user, "email_verified"),
-		Name:          evString(user, "name"),
-		GivenName:     evString(user, "given_name"),
-		FamilyName:    evString(user, "family_name"),
-		Nickname:      evString(user, "nickname"),
-		Picture:       evString(user, "picture"),
-		CreatedAt:     evString(user, "created_at"),
-		AppMetadata:   evRaw(user, "app_metadata"),
-		UserMetadata:  evRaw(user, "user_metadata"),
+		Tenant:             tenant,
+		Connection:         connection,
+		ConnectionStrategy: strategy,
+		UserID:             evString(user, "user_id"),
+		Email:              evString(user, "email"),
+		EmailVerified:      evBool(user, "email_verified"),
+		Name:               evString(user, "name"),
+		GivenName:          evString(user, "given_name"),
+		FamilyName:         evString(user, "family_name"),
+		Nickname:           evString(user, "nickname"),
+		Picture:            evString(user, "picture"),
+		CreatedAt:          created,
+		AppMetadata:        evRaw(user, "app_metadata"),
+		UserMetadata:       evRaw(user, "user_metadata"),
 	}
 	ids, _ := user["identities"].([]any)
 	for _, raw := range ids {
@@ -67,9 +84,9 @@ func EventStreamSignup(ev map[string]any, defaultTenant string) SignupData {
 		})
 	}
 	if len(d.Identities) == 0 {
-		d.Identities = DeriveIdentity(d.UserID, "", "", "")
+		d.Identities = DeriveIdentity(d.UserID, connection, strategy, "")
 	}
-	if len(d.Identities) == 1 {
+	if d.Connection == "" && len(d.Identities) == 1 {
 		d.Connection = d.Identities[0].Connection
 	}
 	return d
@@ -93,7 +110,7 @@ func evString(m map[string]any, key string) string {
 }
 
 func evBool(m map[string]any, key string) bool {
-	v, _ := m[key].(bool)
+	v, _ := ParseAuth0Bool(m[key])
 	return v
 }
 

@@ -51,6 +51,13 @@ const (
 	HeaderReplayedFrom = "Signupsync-Replayed-From"
 )
 
+// ReasonInvalidEntry is the dead-letter reason of an entry ingest kept
+// instead of refusing its batch: a signup entry of an Auth0 Log Streams
+// batch that fails its schema or its identity check. The dead letter's data
+// is the entry as Auth0 sent it, not a signup event; it has no original
+// subject or sequence, because it never reached SIGNUPS.
+const ReasonInvalidEntry = "invalid_entry"
+
 // HeaderCarrier adapts nats.Header to OpenTelemetry's TextMapCarrier so the
 // W3C trace context travels in message headers.
 type HeaderCarrier nats.Header

@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/signupsync/signupsync/schemas"
@@ -25,6 +26,17 @@ func TestSchemas(t *testing.T) {
 		{"action identity user id number", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"provider":"github","user_id":1,"isSocial":true}]}}`, ""},
 		{"action identity without provider", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"user_id":"1"}]}}`, "/user/identities/0"},
 		{"action logins count negative", schemas.Auth0Action, `{"trigger":"post-login","stats":{"logins_count":-1},"user":{"user_id":"github|1"}}`, "/stats/logins_count"},
+		{"action email_verified string", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"samlp|corp|1","email_verified":"true"}}`, ""},
+		{"action email_verified string any case", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"apple|1","email_verified":"False"}}`, ""},
+		{"action email_verified null", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"apple|1","email_verified":null}}`, ""},
+		{"action email_verified other string", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"apple|1","email_verified":"yes"}}`, "/user/email_verified"},
+		{"action email_verified number", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"apple|1","email_verified":3}}`, "/user/email_verified"},
+		{"action isSocial string", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"provider":"github","user_id":1,"isSocial":"true"}]}}`, ""},
+		{"action isSocial other string", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","identities":[{"provider":"github","user_id":1,"isSocial":"social"}]}}`, "/user/identities/0/isSocial"},
+		{"action created_at object", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","created_at":{"$date":"2025-01-29T14:36:25.794Z"}}}`, ""},
+		{"action created_at number", schemas.Auth0Action, `{"trigger":"post-login","user":{"user_id":"github|1","created_at":1738161385}}`, "/user/created_at"},
+		{"event stream email_verified string", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"samlp|corp|1","email_verified":"TRUE"}}}`, ""},
+		{"event stream email_verified other string", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"samlp|corp|1","email_verified":"verified"}}}`, "/data/object/email_verified"},
 		{"event stream user.created ok", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"github|1"}}}`, ""},
 		{"event stream other type needs no user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.deleted","source":"s"}`, ""},
 		{"event stream user.created without object", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{}}`, "/data"},
@@ -32,6 +44,13 @@ func TestSchemas(t *testing.T) {
 		{"log ss ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss","user_id":"github|1"}}`, ""},
 		{"log ss without user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss"}}`, "/data"},
 		{"log other type", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"f"}}`, ""},
+		{"log type longer than 32", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"my_account_authentication_method_succeeded"}}`, ""},
+		{"log type longer than 128", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"` + strings.Repeat("t", 129) + `"}}`, "/data/type"},
+		{"log first login needs a user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"s","details":{"stats":{"loginsCount":1}}}}`, "/data"},
+		{"log first login in a prompt needs a user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"scoa","details":{"prompts":[{"name":"login"},{"stats":{"loginsCount":1}}]}}}`, "/data"},
+		{"log first login ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"s","user_id":"google-oauth2|1","details":{"prompts":[{"stats":{"loginsCount":1}}]}}}`, ""},
+		{"log first login bad user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"s","user_id":"nopipe","details":{"stats":{"loginsCount":1}}}}`, "/data/user_id"},
+		{"log returning login needs no user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"s","details":{"stats":{"loginsCount":5}}}}`, ""},
 		{"event extra property", schemas.SignupEventV1, `{"specversion":"1.0","id":"su_00000000000000000000000000000000","source":"signupsync/action","type":"dev.signupsync.signup.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","partial":false,"user_id":"a|b","identities":[]},"extra":1}`, ""},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,8 @@
 # Called by `make run`; Ctrl-C stops both.
 set -euo pipefail
 bin=$1 firebase=$2 http_addr=$3 nats_addr=$4 emu_port=$5 project=$6 secret=$7
+# The admin listener of `signupsync dev` (--metrics-addr).
+admin_addr=${SIGNUPSYNC_METRICS_ADDR:-127.0.0.1:9464}
 
 work=$(mktemp -d)
 cat >"$work/firebase.json" <<JSON
@@ -28,7 +30,8 @@ done
 cat <<MSG
 
 signupsync is starting: webhooks on http://$http_addr, NATS on nats://$nats_addr,
-Firebase Auth emulator on 127.0.0.1:$emu_port (project $project).
+Firebase Auth emulator on 127.0.0.1:$emu_port (project $project),
+/metrics, /healthz and /readyz on http://$admin_addr (not on the webhook port).
 
 Post a signed sample signup (in another terminal):
 
@@ -46,6 +49,7 @@ MSG
 FIREBASE_AUTH_EMULATOR_HOST=127.0.0.1:$emu_port \
 SIGNUPSYNC_FIREBASE_PROJECT=$project \
 SIGNUPSYNC_HTTP_ADDR=$http_addr \
+SIGNUPSYNC_METRICS_ADDR=$admin_addr \
 SIGNUPSYNC_DEV_NATS_ADDR=$nats_addr \
 SIGNUPSYNC_ACTION_SECRETS=$secret \
   "$bin" dev &

@@ -207,6 +207,7 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 		switch role {
 		case "ingest":
 			wantEnv["SIGNUPSYNC_HTTP_ADDR"] = "0.0.0.0:8080"
+			wantEnv["SIGNUPSYNC_METRICS_ADDR"] = "0.0.0.0:9466"
 			if v := env["SIGNUPSYNC_ACTION_SECRETS"]; v == nil || !strings.HasPrefix(*v, "whsec_") {
 				t.Errorf("ingest: SIGNUPSYNC_ACTION_SECRETS %v, want a whsec_ default", v)
 			}
@@ -251,7 +252,7 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 // nodes get for that role's user.
 func checkClusterPasswords(t *testing.T, p *types.Project, role, url string) {
 	t.Helper()
-	user := map[string]string{"ingest": "ingest", "importer": "importer", "reconcile": "operator"}[role]
+	user := map[string]string{"ingest": "ingest", "importer": "importer", "reconcile": "reconcile"}[role]
 	node := p.Services["nats-1"]
 	pw := node.Environment["NATS_"+strings.ToUpper(user)+"_PASSWORD"]
 	if pw == nil || *pw == "" {

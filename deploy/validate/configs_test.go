@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -234,7 +235,7 @@ func TestPrometheusConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := map[string]string{"ingest": "SIGNUPSYNC_HTTP_ADDR", "importer": "SIGNUPSYNC_METRICS_ADDR"}
+	listen := map[string]string{"ingest": "SIGNUPSYNC_METRICS_ADDR", "importer": "SIGNUPSYNC_METRICS_ADDR"}
 	for svc, v := range listen {
 		addr := p.Services[svc].Environment[v]
 		if addr == nil {
@@ -245,8 +246,11 @@ func TestPrometheusConfig(t *testing.T) {
 			t.Errorf("prometheus.yml does not scrape %s (from %s=%s); targets %v", want, v, *addr, keys(targets))
 		}
 	}
-	if !targets["ingest:8080"] || !targets["importer:9464"] {
-		t.Errorf("targets %v: want ingest:8080 and importer:9464", keys(targets))
+	if !targets["ingest:9466"] || !targets["importer:9464"] {
+		t.Errorf("targets %v: want ingest:9466 and importer:9464", keys(targets))
+	}
+	if targets["ingest:8080"] {
+		t.Error("prometheus.yml scrapes ingest:8080, the webhook port: /metrics is on the admin port")
 	}
 	for tg := range targets {
 		host, _, _ := net.SplitHostPort(tg)
@@ -368,6 +372,16 @@ func TestNATSHelmValues(t *testing.T) {
 	if fmt.Sprint(helmUsers) != fmt.Sprint(composeUsers) {
 		t.Errorf("Helm users %v differ from deploy/nats users %v", helmUsers, composeUsers)
 	}
+	// The same permissions, user by user (deploy/nats/permissions.conf).
+	composePerms := configuredPermissions(t)
+	for _, u := range opts.Users {
+		if u.Account == nil || u.Account.Name != "SIGNUPSYNC" {
+			continue
+		}
+		if !reflect.DeepEqual(u.Permissions, composePerms[u.Username]) {
+			t.Errorf("Helm user %s: permissions %s differ from deploy/nats/permissions.conf %s", u.Username, permString(u.Permissions), permString(composePerms[u.Username]))
+		}
+	}
 	if opts.SystemAccount != server.DEFAULT_SYSTEM_ACCOUNT {
 		t.Errorf("system_account %q", opts.SystemAccount)
 	}
@@ -396,4 +410,11 @@ func TestNATSHelmValues(t *testing.T) {
 	if urls != 3 {
 		t.Errorf("%d NATS URLs in the Deployments, want 3", urls)
 	}
+}
+
+func permString(p *server.Permissions) string {
+	if p == nil || p.Publish == nil || p.Subscribe == nil {
+		return fmt.Sprintf("%+v", p)
+	}
+	return fmt.Sprintf("publish %v, subscribe %v", p.Publish.Allow, p.Subscribe.Allow)
 }

@@ -446,11 +446,21 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 	for _, e := range c.Env {
 		env[e.Name] = e
 	}
-	addrVar := map[string]string{"ingest": "SIGNUPSYNC_HTTP_ADDR", "importer": "SIGNUPSYNC_METRICS_ADDR", "reconcile": "SIGNUPSYNC_METRICS_ADDR"}[c.Args[0]]
+	// Every role serves /metrics, /healthz and /readyz on SIGNUPSYNC_METRICS_ADDR
+	// (ingest's webhook port serves neither /metrics nor /readyz), which
+	// Prometheus scrapes too.
+	addrVar := "SIGNUPSYNC_METRICS_ADDR"
+	probed, probedOK := containerPort(c, c.ReadinessProbe.HTTPGet.Port)
 	if e, ok := env[addrVar]; !ok {
 		t.Errorf("no %s: the default listens on 127.0.0.1, unreachable for probes", addrVar)
-	} else if port, ok := containerPort(c, c.ReadinessProbe.HTTPGet.Port); ok && e.Value != fmt.Sprintf("0.0.0.0:%d", port) {
-		t.Errorf("%s=%q, want 0.0.0.0:%d (the probed port)", addrVar, e.Value, port)
+	} else if probedOK && e.Value != fmt.Sprintf("0.0.0.0:%d", probed) {
+		t.Errorf("%s=%q, want 0.0.0.0:%d (the probed port)", addrVar, e.Value, probed)
+	}
+	if a := d.Spec.Template.Annotations["prometheus.io/port"]; probedOK && a != fmt.Sprint(probed) {
+		t.Errorf("prometheus.io/port %q, want %d (the port serving /metrics)", a, probed)
+	}
+	if e, ok := env["SIGNUPSYNC_HTTP_ADDR"]; ok && probedOK && e.Value == fmt.Sprintf("0.0.0.0:%d", probed) {
+		t.Errorf("SIGNUPSYNC_HTTP_ADDR=%q is the probed port: /readyz and /metrics are not on the public port", e.Value)
 	}
 
 	// The environment: documented names, references that resolve.

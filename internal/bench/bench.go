@@ -442,10 +442,12 @@ func (b *bench) httpLimit(ctx context.Context) (float64, error) {
 	return res.Throughput(), nil
 }
 
-// role is a signupsync process.
+// role is a signupsync process: addr is ingest's webhook port, admin its
+// /metrics and /readyz (every role's SIGNUPSYNC_METRICS_ADDR).
 type role struct {
-	cmd  *exec.Cmd
-	addr string
+	cmd   *exec.Cmd
+	addr  string
+	admin string
 }
 
 func (b *bench) startRole(ctx context.Context, name string, env ...string) (*role, error) {
@@ -453,19 +455,23 @@ func (b *bench) startRole(ctx context.Context, name string, env ...string) (*rol
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	adminPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr, admin := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(adminPort)
 	cmd := exec.Command(b.o.bin, name)
 	cmd.Env = append(os.Environ(),
-		"SIGNUPSYNC_NATS_URL="+b.natsURL, "SIGNUPSYNC_HTTP_ADDR="+addr, "SIGNUPSYNC_METRICS_ADDR="+addr,
+		"SIGNUPSYNC_NATS_URL="+b.natsURL, "SIGNUPSYNC_HTTP_ADDR="+addr, "SIGNUPSYNC_METRICS_ADDR="+admin,
 		"SIGNUPSYNC_ACTION_SECRETS="+secret, "SIGNUPSYNC_LOG_LEVEL=warn", "FIREBASE_AUTH_EMULATOR_HOST="+b.emu.Host)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	r := &role{cmd: cmd, addr: addr}
+	r := &role{cmd: cmd, addr: addr, admin: admin}
 	for i := 0; ; i++ {
-		res, err := http.Get("http://" + addr + "/readyz")
+		res, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {

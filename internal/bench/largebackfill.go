@@ -143,7 +143,7 @@ func (b *bench) importLarge(ctx context.Context, n, emu int) (largeImport, error
 		rss, procs := groupRSSMiB(emu)
 		r.emuPeak = max(r.emuPeak, rss)
 		left := b.unfinished(ctx) // before the count, so a drained stream is counted in full
-		if counts, err := outcomes(imp.addr); err == nil {
+		if counts, err := outcomes(imp.admin); err == nil {
 			r.imported, r.others = counts[string(events.OutcomeImported)], "none"
 			var others []string
 			for _, o := range events.Outcomes() {

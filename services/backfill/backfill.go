@@ -310,6 +310,11 @@ func (r *run) handle(ctx context.Context, line int64, d events.SignupData, err e
 		}
 	}
 	r.counts.Lines++
+	if err == nil {
+		// A user whose user_id is not its identity's would be refused by
+		// events.NewMsg; counting it here makes the dry run report it too.
+		err = events.CheckPrimaryIdentity(d)
+	}
 	if err != nil {
 		r.counts.Malformed++
 		if len(r.counts.MalformedLines) < maxMalformedListed {

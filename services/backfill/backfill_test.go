@@ -184,3 +184,37 @@ func TestLongAndBlankLines(t *testing.T) {
 		t.Fatalf("malformed lines %v", counts.MalformedLines)
 	}
 }
+
+// TestMismatchedIdentityIsAMalformedLine: a user whose user_id is not its
+// social identity's is refused by events.NewMsg; backfill counts it as a
+// malformed line (in the dry run too) and goes on, instead of stopping the
+// whole file at it.
+func TestMismatchedIdentityIsAMalformedLine(t *testing.T) {
+	lines := `{"user_id":"github|1","email":"a@example.com","identities":[{"provider":"github","connection":"github","user_id":"1","isSocial":true}]}
+{"user_id":"github|2","email":"b@example.com","identities":[{"provider":"github","connection":"github","user_id":"999","isSocial":true}]}
+{"user_id":"github|3","email":"c@example.com","identities":[{"provider":"github","connection":"github","user_id":"3","isSocial":true}]}
+`
+	file := filepath.Join(t.TempDir(), "export.json")
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		h := newHarness(t)
+		c := config(file)
+		c.DryRun = dry
+		counts, err := Run(context.Background(), c, h.deps(nil))
+		if err != nil {
+			t.Fatalf("dry=%v: %v", dry, err)
+		}
+		if counts.Lines != 3 || counts.Malformed != 1 || len(counts.MalformedLines) != 1 || counts.MalformedLines[0] != 2 {
+			t.Fatalf("dry=%v: lines %d malformed %d %v, want 3 1 [2]", dry, counts.Lines, counts.Malformed, counts.MalformedLines)
+		}
+		want := uint64(2)
+		if dry {
+			want = 0
+		}
+		if got := h.stored(t); got != want {
+			t.Fatalf("dry=%v: %d signups stored, want %d", dry, got, want)
+		}
+	}
+}

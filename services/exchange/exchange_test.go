@@ -201,8 +201,9 @@ func TestExchangeImportPending(t *testing.T) {
 	if msgs := e.streamMessages(); len(msgs) != 1 {
 		t.Fatalf("%d messages after a retry, want 1 (deduplicated)", len(msgs))
 	}
-	// The importer (played here by writing its ledger entry) settles it:
-	// the next exchange finds it in the ledger.
+	// The importer (played here by creating the account and writing its
+	// ledger entry) settles it: the next exchange finds it in the ledger.
+	e.firebaseAccount(sub, "github.com", "4004")
 	e.setLedger(events.LedgerEntry{Auth0UserID: sub, Outcome: events.OutcomeImported, FirebaseUID: sub})
 	if a := e.post(e.iss.Token(sub)); a.status != http.StatusOK || a.ok.UID != sub {
 		t.Fatalf("after import: %d %s", a.status, a.raw)
@@ -290,7 +291,7 @@ func TestExchangeProtocol(t *testing.T) {
 	if a.status != http.StatusServiceUnavailable || a.fail.Error != exchange.ResultUnavailable || a.header.Get("Retry-After") == "" {
 		t.Fatalf("issuer down before any key was fetched: %d %s, want 503", a.status, a.raw)
 	}
-	res, err := http.Get(e.srv.URL + "/readyz")
+	res, err := http.Get(e.admin.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestExchangeProtocol(t *testing.T) {
 	// fetch beyond the refresh interval's one.
 	before := e.iss.Fetches()
 	for range 200 {
-		res, err := http.Get(e.srv.URL + "/readyz")
+		res, err := http.Get(e.admin.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}

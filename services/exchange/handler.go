@@ -39,6 +39,15 @@ const (
 	ResultUnavailable      = "unavailable"
 	ResultMethodNotAllowed = "method_not_allowed"
 	ResultCancelled        = "cancelled"
+	// ResultAccountNotFound: the ledger names a Firebase account that no
+	// longer exists (404).
+	ResultAccountNotFound = CheckAccountNotFound
+	// ResultIdentityMismatch: the ledger names a Firebase account that is
+	// not the caller's (409).
+	ResultIdentityMismatch = CheckIdentityMismatch
+	// ResultInternal: Firebase refused a look-up for a reason a retry does
+	// not change (500).
+	ResultInternal = "internal_error"
 )
 
 // Response is the 200 body.
@@ -66,30 +75,20 @@ var messages = map[string]string{
 	ResultUnavailable:      "temporarily unavailable: retry after the Retry-After delay",
 	ResultMethodNotAllowed: "only POST is allowed",
 	ResultCancelled:        "request cancelled",
+	ResultAccountNotFound:  "this account cannot be moved to Firebase: keep using the Auth0 sign-in",
+	ResultIdentityMismatch: "this account cannot be moved to Firebase: keep using the Auth0 sign-in",
+	ResultInternal:         "the exchange failed: keep using the Auth0 sign-in",
 }
 
 // Handler returns the HTTP handler: the exchange endpoint in an
-// OpenTelemetry server span that continues an incoming traceparent, plus
-// /healthz and /readyz.
+// OpenTelemetry server span that continues an incoming traceparent, plus a
+// bare GET /healthz for load balancers that probe the serving port.
+// /metrics and /readyz are on [AdminHandler] only.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathExchange, otelhttp.NewHandler(http.HandlerFunc(s.handleExchange), "POST "+PathExchange,
 		otelhttp.WithTracerProvider(s.tracerProv), otelhttp.WithPropagators(s.prop)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		err := s.ready(r.Context())
-		if err == nil && s.verifier.keys.snap.Load() == nil {
-			err = s.verifier.Warm(r.Context())
-		}
-		if err != nil {
-			s.log.WarnContext(r.Context(), "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	mux.HandleFunc("GET /healthz", handleHealthz)
 	return mux
 }
 
@@ -104,6 +103,9 @@ type outcome struct {
 	token      string
 	retryAfter time.Duration
 	err        error
+	// claimedUID is the uid a failed account check refused, for the audit
+	// line only.
+	claimedUID string
 }
 
 func (s *Service) handleExchange(w http.ResponseWriter, r *http.Request) {
@@ -125,11 +127,17 @@ func (s *Service) handleExchange(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(attribute.String("signupsync.exchange.via", o.via))
 		attrs = append(attrs, slog.String("firebase_uid", o.uid), slog.String("via", o.via))
 	}
+	if o.claimedUID != "" {
+		attrs = append(attrs, slog.String("refused_uid", o.claimedUID), slog.String("via", o.via))
+	}
 	if o.err != nil {
 		attrs = append(attrs, slog.String("detail", o.err.Error()))
 	}
 	attrs = append(attrs, slog.Int64("duration_ms", time.Since(start).Milliseconds()))
 	level := slog.LevelInfo
+	if o.result == ResultIdentityMismatch {
+		level = slog.LevelWarn // a ledger entry naming someone else's account
+	}
 	if o.status >= 500 {
 		level = slog.LevelError
 		span.RecordError(o.err)
@@ -162,13 +170,24 @@ func (s *Service) exchange(ctx context.Context, r *http.Request) outcome {
 	acct, err := s.resolveShared(ctx, claims.Subject)
 	if err != nil {
 		o.err = err
+		var ce *checkError
+		if errors.As(err, &ce) {
+			o.claimedUID, o.via = ce.uid, ce.via
+			s.metrics.checkFailed(ce.reason, ce.via)
+		}
 		switch {
+		case errors.Is(err, ErrAccountNotFound):
+			o.status, o.result = http.StatusNotFound, ResultAccountNotFound
+		case errors.Is(err, ErrIdentityMismatch):
+			o.status, o.result = http.StatusConflict, ResultIdentityMismatch
 		case errors.Is(err, ErrNotMigrated):
 			o.status, o.result = http.StatusNotFound, ResultNotMigrated
 		case errors.Is(err, ErrImportPending):
 			o.status, o.result, o.retryAfter = http.StatusServiceUnavailable, ResultImportPending, s.cfg.RetryAfter
 		case ctx.Err() != nil:
 			o.status, o.result = 499, ResultCancelled
+		case errors.Is(err, ErrDependency):
+			o.status, o.result = http.StatusInternalServerError, ResultInternal
 		default:
 			o.status, o.result, o.retryAfter = http.StatusServiceUnavailable, ResultUnavailable, s.cfg.RetryAfter
 		}

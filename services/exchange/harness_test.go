@@ -15,6 +15,7 @@ import (
 	"firebase.google.com/go/v4/auth"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -39,6 +40,7 @@ type env struct {
 	project string
 	auth0   *auth0fake.Server
 	srv     *httptest.Server
+	admin   *httptest.Server // the admin listener: /metrics, /healthz, /readyz
 	logs    *testenv.Buffer
 	reg     *prometheus.Registry
 	spans   *tracetest.InMemoryExporter
@@ -53,7 +55,9 @@ func testConfig(iss *exchangetest.Issuer, fake *auth0fake.Server) exchange.Confi
 	return cfg
 }
 
-func newEnv(t testing.TB, configure func(*exchange.Config)) *env {
+// newEnv builds the service; wrap, when given, changes its dependencies
+// (a Firebase that fails, say).
+func newEnv(t testing.TB, configure func(*exchange.Config), wrap ...func(*exchange.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, clk: newClock(), iss: exchangetest.NewIssuer(t, audience), auth0: auth0fake.New(t), logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
@@ -80,16 +84,22 @@ func newEnv(t testing.TB, configure func(*exchange.Config)) *env {
 	}
 	e.spans = tracetest.NewInMemoryExporter()
 	e.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(e.spans))
-	svc, err := exchange.New(ctx, cfg, exchange.Deps{
+	deps := exchange.Deps{
 		JetStream: e.js, Firebase: e.fb, Users: users, Metrics: metrics,
 		Logger:     telemetry.NewLogger(e.logs, slog.LevelDebug),
 		JWKSClient: e.iss.Client(), Tracer: e.tp, Propagator: telemetry.Propagator(), Now: e.clk.Now,
-	})
+	}
+	for _, w := range wrap {
+		w(&deps)
+	}
+	svc, err := exchange.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.srv = httptest.NewServer(svc.Handler())
 	t.Cleanup(e.srv.Close)
+	e.admin = httptest.NewServer(exchange.AdminHandler(promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}), svc.Ready, deps.Logger))
+	t.Cleanup(e.admin.Close)
 	return e
 }
 

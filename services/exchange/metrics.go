@@ -13,6 +13,7 @@ type Metrics struct {
 	exchanges *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	resolved  *prometheus.CounterVec
+	checks    *prometheus.CounterVec
 	jwks      *prometheus.CounterVec
 }
 
@@ -23,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "signupsync", Subsystem: "exchange", Name: "requests_total",
-			Help: "Session exchanges by result (ok, missing_token, invalid_token, expired, not_yet_valid, token_too_old, rate_limited, not_migrated, import_pending, unavailable, method_not_allowed, cancelled).",
+			Help: "Session exchanges by result (ok, missing_token, invalid_token, expired, not_yet_valid, token_too_old, rate_limited, not_migrated, account_not_found, identity_mismatch, import_pending, unavailable, internal_error, method_not_allowed, cancelled).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "signupsync", Subsystem: "exchange", Name: "duration_seconds",
@@ -34,13 +35,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "signupsync", Subsystem: "exchange", Name: "accounts_resolved_total",
 			Help: "Firebase accounts found for an exchange, by where: ledger, firebase_uid, firebase_provider, imported (on the spot).",
 		}, []string{"via"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "account_checks_failed_total",
+			Help: "Exchanges refused because the Firebase account named by the ledger is not the caller's, by reason (account_not_found, identity_mismatch) and by where the uid came from (ledger, imported). identity_mismatch should stay at zero: investigate every one.",
+		}, []string{"reason", "via"}),
 		jwks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "signupsync", Subsystem: "exchange", Name: "jwks_fetches_total",
 			Help: "JWKS fetch decisions: ok, error, throttled (unknown kid inside the refresh interval).",
 		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.jwks} {
+		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.checks, m.jwks} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register exchange metrics: %w", err)
 			}
@@ -55,5 +60,7 @@ func (m *Metrics) exchange(result string, d time.Duration) {
 }
 
 func (m *Metrics) resolvedVia(via string) { m.resolved.WithLabelValues(via).Inc() }
+
+func (m *Metrics) checkFailed(reason, via string) { m.checks.WithLabelValues(reason, via).Inc() }
 
 func (m *Metrics) jwksFetch(result string) { m.jwks.WithLabelValues(result).Inc() }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strconv"
 	"time"
 
 	"firebase.google.com/go/v4/auth"
+	"firebase.google.com/go/v4/errorutils"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -45,9 +48,45 @@ var (
 	// ErrImportPending means the on-the-spot import did not reach the
 	// ledger within ImportWait (the importer is slow or not running).
 	ErrImportPending = errors.New("import did not finish in time")
-	// ErrUnavailable wraps failures of JetStream, Firebase or Auth0.
+	// ErrUnavailable wraps failures of JetStream, Firebase or Auth0 that a
+	// retry may not meet.
 	ErrUnavailable = errors.New("dependency unavailable")
+	// ErrDependency wraps a permanent refusal of a look-up (Firebase
+	// permission denied, a misconfigured project): retrying does not help.
+	ErrDependency = errors.New("dependency refused the request")
+	// ErrAccountNotFound is matched by the error for a ledger entry naming
+	// a Firebase account that does not exist (deleted since the import).
+	ErrAccountNotFound = errors.New("firebase account not found")
+	// ErrIdentityMismatch is matched by the error for a ledger entry naming
+	// a Firebase account that is neither the subject's policy uid nor
+	// carries the subject's provider identity.
+	ErrIdentityMismatch = errors.New("firebase account lacks the caller's identity")
 )
+
+// Reasons of a failed account check, in the check metric and the answer.
+const (
+	CheckAccountNotFound  = "account_not_found"
+	CheckIdentityMismatch = "identity_mismatch"
+)
+
+// checkError is a failed account check: the ledger (or the importer, for an
+// on-the-spot import) named uid, and the account there is not the caller's.
+// Its text names uids only.
+type checkError struct {
+	reason, uid, via string
+}
+
+func (e *checkError) Error() string {
+	if e.reason == CheckAccountNotFound {
+		return fmt.Sprintf("%s names firebase account %s, which does not exist", e.via, e.uid)
+	}
+	return fmt.Sprintf("%s names firebase account %s, which is not the caller's uid and lacks the caller's provider identity", e.via, e.uid)
+}
+
+func (e *checkError) Is(target error) bool {
+	return (target == ErrAccountNotFound && e.reason == CheckAccountNotFound) ||
+		(target == ErrIdentityMismatch && e.reason == CheckIdentityMismatch)
+}
 
 type notMigratedError struct{ reason string }
 
@@ -69,9 +108,9 @@ type account struct{ uid, via string }
 // its own; each caller stops waiting when its own context ends.
 func (s *Service) resolveShared(ctx context.Context, sub string) (account, error) {
 	ch := s.flight.DoChan(sub, func() (any, error) {
-		// Up to six calls (ledger, Firebase twice, Auth0, watch, publish)
-		// and the wait for the importer.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ImportWait+6*s.cfg.CallTimeout)
+		// Up to seven calls (ledger, Firebase twice, Auth0, watch, publish,
+		// the account check) and the wait for the importer.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ImportWait+7*s.cfg.CallTimeout)
 		defer cancel()
 		return s.resolve(fctx, sub)
 	})
@@ -89,14 +128,16 @@ func (s *Service) resolveShared(ctx context.Context, sub string) (account, error
 // resolve finds the Firebase account of an Auth0 user: the ledger (a final
 // outcome names the uid), Firebase by the policy uid, then — with the
 // profile from the Management API — eligibility and Firebase by provider
-// identity; an eligible person found nowhere is imported on the spot.
+// identity; an eligible person found nowhere is imported on the spot. A uid
+// named by the ledger is checked in Firebase before it is answered
+// ([Service.check]); the look-ups by uid and identity prove themselves.
 func (s *Service) resolve(ctx context.Context, sub string) (account, error) {
 	entry, found, err := s.readLedger(ctx, sub)
 	if err != nil {
 		return account{}, err
 	}
 	if found && entry.Outcome.Final() && entry.FirebaseUID != "" {
-		return account{entry.FirebaseUID, ViaLedger}, nil
+		return s.check(ctx, sub, account{entry.FirebaseUID, ViaLedger})
 	}
 	// An account under the policy uid is the person's (the bulk export and
 	// the password export import under it too) — unless the importer found
@@ -132,7 +173,46 @@ func (s *Service) resolve(ctx context.Context, sub string) (account, error) {
 	if rec != nil {
 		return account{rec.UID, ViaFirebaseProvider}, nil
 	}
-	return s.importNow(ctx, data)
+	acct, err := s.importNow(ctx, data)
+	if err != nil {
+		return account{}, err
+	}
+	return s.check(ctx, sub, acct)
+}
+
+// check proves that acct, named by the ledger, is the subject's Firebase
+// account before a token is minted for it: the account exists, and it is
+// the uid the uid policy derives from the subject or it carries the
+// subject's provider identity (the provider id and the provider's user id
+// of the subject, "google-oauth2|123" → google.com/123). A deleted account
+// would otherwise be created blank at sign-in, and a wrong entry would hand
+// out someone else's uid. It costs one Firebase look-up, bounded by
+// CallTimeout. Errors match ErrAccountNotFound, ErrIdentityMismatch,
+// ErrUnavailable (transient) or ErrDependency.
+func (s *Service) check(ctx context.Context, sub string, acct account) (account, error) {
+	if acct.uid == "" || len(acct.uid) > 128 { // no Firebase uid looks like this
+		return account{}, &checkError{CheckAccountNotFound, acct.uid, acct.via}
+	}
+	rec, err := s.lookup(ctx, auth.UIDIdentifier{UID: acct.uid})
+	if err != nil {
+		return account{}, err
+	}
+	if rec == nil {
+		return account{}, &checkError{CheckAccountNotFound, acct.uid, acct.via}
+	}
+	if rec.UID == s.cfg.UIDPolicy.FirebaseUID(sub) {
+		return acct, nil
+	}
+	if ids := events.DeriveIdentity(sub, "", "", ""); len(ids) == 1 {
+		if fp, ok := s.providers[ids[0].Provider]; ok {
+			for _, p := range rec.ProviderUserInfo {
+				if p != nil && p.ProviderID == fp && p.UID == ids[0].UserID {
+					return acct, nil
+				}
+			}
+		}
+	}
+	return account{}, &checkError{CheckIdentityMismatch, acct.uid, acct.via}
 }
 
 func (s *Service) readLedger(ctx context.Context, sub string) (events.LedgerEntry, bool, error) {
@@ -162,7 +242,7 @@ func (s *Service) lookup(ctx context.Context, id auth.UserIdentifier) (*auth.Use
 	res, err := s.fb.GetUsers(ctx, []auth.UserIdentifier{id})
 	if err != nil {
 		recordError(span, err)
-		return nil, fmt.Errorf("%w: firebase GetUsers: %w", ErrUnavailable, err)
+		return nil, classifyFirebase("GetUsers", err)
 	}
 	if len(res.Users) == 0 {
 		return nil, nil
@@ -307,6 +387,11 @@ func (s *Service) publish(ctx context.Context, d events.SignupData) (bool, error
 		d.ConnectionStrategy = d.Identities[0].Provider
 	}
 	msg, ev, err := events.NewMsg(events.SourceReconcile, d, s.now())
+	if errors.Is(err, events.ErrInvalidUser) {
+		// The Management API's own profile contradicts itself: nothing to
+		// import, whatever a retry does.
+		return false, &notMigratedError{events.ReasonInvalidIdentity}
+	}
 	if err != nil {
 		return false, err
 	}
@@ -328,6 +413,22 @@ func (s *Service) publish(ctx context.Context, d events.SignupData) (bool, error
 	}
 	span.SetAttributes(attribute.String("messaging.nats.stream_sequence", strconv.FormatUint(ack.Sequence, 10)))
 	return ack.Duplicate, nil
+}
+
+// classifyFirebase wraps a failed Firebase call: transient (unavailable,
+// internal, quota, deadline, aborted, unknown, any transport failure) as
+// ErrUnavailable, so the caller gets 503 and Retry-After; anything else as
+// ErrDependency.
+func classifyFirebase(op string, err error) error {
+	var ue *url.Error
+	var ne net.Error
+	switch {
+	case errorutils.IsUnavailable(err), errorutils.IsInternal(err), errorutils.IsResourceExhausted(err),
+		errorutils.IsDeadlineExceeded(err), errorutils.IsAborted(err), errorutils.IsUnknown(err),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.As(err, &ue), errors.As(err, &ne):
+		return fmt.Errorf("%w: firebase %s: %w", ErrUnavailable, op, err)
+	}
+	return fmt.Errorf("%w: firebase %s: %w", ErrDependency, op, err)
 }
 
 func recordError(span trace.Span, err error) {

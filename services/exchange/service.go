@@ -5,7 +5,11 @@
 // POST /v1/session/exchange takes the Auth0 token as a bearer token,
 // verifies it fully ([Verifier]), finds the person's Firebase account (the
 // importer's ledger, then Firebase by uid and by provider identity) and
-// answers a custom token minted with the Admin SDK. A person who is
+// answers a custom token minted with the Admin SDK. A uid taken from the
+// ledger is proven first: the account must exist (else 404
+// account_not_found) and be the subject's policy uid or carry the
+// subject's provider identity (else 409 identity_mismatch), so neither a
+// deleted account nor a wrong ledger entry yields a token. A person who is
 // eligible but not imported yet is imported on the spot through the
 // importer's own code path: the exchange publishes the signup (read from
 // the Auth0 Management API) like the reconciler does, with the same
@@ -116,7 +120,7 @@ func DefaultConfig() Config {
 		LimiterKeys:         100_000,
 		ReadHeaderTimeout:   5 * time.Second,
 		ReadTimeout:         10 * time.Second,
-		WriteTimeout:        45 * time.Second, // above ImportWait + 6 CallTimeouts
+		WriteTimeout:        45 * time.Second, // above ImportWait + 7 CallTimeouts
 		IdleTimeout:         120 * time.Second,
 		ShutdownTimeout:     20 * time.Second,
 	}

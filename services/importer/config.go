@@ -11,6 +11,22 @@
 // Transient failures are negatively acknowledged with the delay of
 // events.Delivery.Delay; while the breaker is open the importer stops
 // fetching, so an outage costs no deliveries.
+//
+// # Linking to an existing account
+//
+// With the link email policy a signup whose email belongs to an existing
+// Firebase account is attached to that account only when the person is
+// proven to own the email: the Auth0 profile read from the Management API
+// (whatever the message says, and with or without EnrichAll) has the email
+// verified by a provider that hosts that mailbox
+// (events.EmailAuthoritative: Google for gmail.com, Apple for its private
+// relay), and the Firebase account's email is verified. Anything else is
+// outcome conflict with reason email_unproven and the account is left
+// untouched. A conflict asks the app to link: once the person has signed in
+// to the existing Firebase account, the app has them sign in with the
+// provider too and calls linkWithCredential, which proves both accounts are
+// theirs. A signup whose user_id is not its primary identity's is
+// dead-lettered with reason invalid_identity.
 package importer
 
 import (
@@ -29,8 +45,11 @@ type EmailPolicy string
 const (
 	// EmailConflict records outcome conflict for manual resolution.
 	EmailConflict EmailPolicy = "conflict"
-	// EmailLink attaches the provider to the existing account when both
-	// emails are verified; otherwise it records a conflict.
+	// EmailLink attaches the provider to the existing account only when
+	// the Auth0 profile read from the Management API proves the email (a
+	// verified email from a provider authoritative for its domain) and the
+	// account's email is verified; otherwise it records a conflict with
+	// reason email_unproven. It needs an Enricher.
 	EmailLink EmailPolicy = "link"
 	// EmailSkip records outcome skipped with reason email_in_use.
 	EmailSkip EmailPolicy = "skip"

@@ -43,7 +43,8 @@ var ErrUserGone = errors.New("auth0 user does not exist")
 
 // Deps are the importer's collaborators. JetStream, Accounts and Logger are
 // required; Enricher may be nil (enrichment off: partial signups are mapped
-// from what they carry).
+// from what they carry) except with the link email policy, which decides
+// on the profile it reads.
 type Deps struct {
 	JetStream jetstream.JetStream
 	Accounts  Accounts
@@ -89,6 +90,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 	}
 	if deps.JetStream == nil || deps.Accounts == nil || deps.Logger == nil {
 		return nil, errors.New("importer: JetStream, Accounts and Logger are required")
+	}
+	if cfg.EmailPolicy == EmailLink && deps.Enricher == nil {
+		return nil, errors.New("importer: --email-policy link needs the Auth0 Management API (an Enricher): links are decided on the profile read from Auth0, never on the message")
 	}
 	im := &Importer{
 		cfg: cfg, js: deps.JetStream, accounts: deps.Accounts, enricher: deps.Enricher,
@@ -252,8 +256,11 @@ type item struct {
 	ctx  context.Context
 	span trace.Span
 	data events.SignupData
-	elig events.Eligibility
-	uid  string
+	// enriched says data was read from the Management API, not taken from
+	// the message.
+	enriched bool
+	elig     events.Eligibility
+	uid      string
 	// ids are the Firebase look-up identifiers, computed once.
 	ids  []auth.UserIdentifier
 	dups []*item
@@ -396,6 +403,11 @@ func (im *Importer) open(bctx context.Context, bspan trace.Span, m jetstream.Msg
 	}
 	it.ev, it.data = ev, ev.Data
 	it.span.SetAttributes(attribute.String("signupsync.event_id", ev.ID))
+	// Publishers refuse such a signup (events.NewMsg); one that is in the
+	// stream anyway was not written by them.
+	if err := events.CheckPrimaryIdentity(ev.Data); err != nil {
+		it.deadLetter(events.ReasonInvalidIdentity, err)
+	}
 	return it
 }
 
@@ -447,25 +459,36 @@ func (im *Importer) enrich(items []*item) {
 		}
 	}
 	im.parallel(todo, func(it *item) {
-		ctx, span := im.tracer.Start(it.ctx, "auth0 get user", trace.WithSpanKind(trace.SpanKindClient))
-		defer span.End()
-		d, err := im.enricher.GetUser(ctx, it.ev.Subject)
-		switch {
-		case errors.Is(err, ErrUserGone):
-			it.settle(events.OutcomeSkipped, events.ReasonDeletedInAuth0, "", "")
-		case err != nil && IsTransient(err):
-			recordError(span, err)
-			it.retry(err, retryAfter(err))
-		case err != nil:
-			recordError(span, err)
-			it.deadLetter(events.ReasonPermanentError, fmt.Errorf("enrich %s: %w", it.ev.Subject, err))
-		default:
-			d.Tenant = it.data.Tenant
-			d.Trigger = it.data.Trigger
-			d.Partial = false
-			it.data = d
+		if d, ok := im.readProfile(it.ctx, it); ok {
+			it.data, it.enriched = d, true
 		}
 	})
+}
+
+// readProfile reads it's user from the Management API. When it returns
+// false it has decided it: skipped (deleted in Auth0), retry (transient) or
+// dead letter.
+func (im *Importer) readProfile(ctx context.Context, it *item) (events.SignupData, bool) {
+	ctx, span := im.tracer.Start(ctx, "auth0 get user", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	d, err := im.enricher.GetUser(ctx, it.ev.Subject)
+	switch {
+	case errors.Is(err, ErrUserGone):
+		it.settle(events.OutcomeSkipped, events.ReasonDeletedInAuth0, "", "")
+		return events.SignupData{}, false
+	case err != nil && IsTransient(err):
+		recordError(span, err)
+		it.retry(err, retryAfter(err))
+		return events.SignupData{}, false
+	case err != nil:
+		recordError(span, err)
+		it.deadLetter(events.ReasonPermanentError, fmt.Errorf("enrich %s: %w", it.ev.Subject, err))
+		return events.SignupData{}, false
+	}
+	d.Tenant = it.data.Tenant
+	d.Trigger = it.data.Trigger
+	d.Partial = false
+	return d, true
 }
 
 // lookupKey joins a provider id and the provider's user id.
@@ -589,7 +612,8 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 		return nil
 	}
 	x := im.lookup(ctx, held)
-	var out []*item
+	var out, byEmail []*item
+	owners := map[*item]*auth.UserRecord{}
 	for _, c := range held {
 		if c.decision != undecided {
 			continue
@@ -609,7 +633,7 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 			continue
 		}
 		if rec, ok := x.byEmail[email]; ok && email != "" {
-			im.applyEmailPolicy(ctx, c, rec)
+			byEmail, owners[c] = append(byEmail, c), rec
 			continue
 		}
 		// Its claims make this importer the only one that may create the
@@ -617,6 +641,9 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 		// email, in this batch or anywhere else.
 		out = append(out, c)
 	}
+	// The link policy may read the Management API and write to Firebase
+	// for each of these: side by side.
+	im.parallel(byEmail, func(c *item) { im.applyEmailPolicy(ctx, c, owners[c]) })
 	return out
 }
 
@@ -626,22 +653,7 @@ func (im *Importer) applyEmailPolicy(ctx context.Context, c *item, rec *auth.Use
 	case EmailSkip:
 		c.settle(events.OutcomeSkipped, events.ReasonEmailInUse, rec.UID, "")
 	case EmailLink:
-		if !c.data.EmailVerified || !rec.EmailVerified {
-			c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "link policy needs both emails verified")
-			return
-		}
-		err := im.firebase(ctx, "UpdateUser", func(ctx context.Context) error {
-			_, err := im.accounts.UpdateUser(ctx, rec.UID, (&auth.UserToUpdate{}).ProviderToLink(providerInfo(c.data, c.elig)))
-			return classifyFirebase("UpdateUser", err)
-		})
-		switch {
-		case err == nil:
-			c.settle(events.OutcomeImported, events.ReasonLinked, rec.UID, "")
-		case IsTransient(err):
-			c.retry(err, retryAfter(err))
-		default:
-			c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "link refused by Firebase: "+err.Error())
-		}
+		im.link(ctx, c, rec)
 	default:
 		c.settle(events.OutcomeConflict, events.ReasonEmailInUse, rec.UID, "")
 	}

@@ -202,8 +202,7 @@ func TestEmailConflictPolicies(t *testing.T) {
 	}{
 		{"conflict", EmailConflict, true, events.OutcomeConflict, events.ReasonEmailInUse, false},
 		{"skip", EmailSkip, true, events.OutcomeSkipped, events.ReasonEmailInUse, false},
-		{"link, both verified", EmailLink, true, events.OutcomeImported, events.ReasonLinked, true},
-		{"link, existing unverified", EmailLink, false, events.OutcomeConflict, events.ReasonEmailInUse, false},
+		// link: see link_test.go.
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

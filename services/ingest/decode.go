@@ -1,11 +1,12 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/signupsync/signupsync/events"
 )
 
 // maxDepth bounds JSON nesting; Auth0 bodies nest four or five levels (a log
@@ -56,18 +57,6 @@ func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-// splitJSONLines splits a JSON Lines body into its non-empty lines.
-func splitJSONLines(b []byte) [][]byte {
-	var out [][]byte
-	for _, line := range bytes.Split(b, []byte{'\n'}) {
-		line = bytes.TrimSpace(line)
-		if len(line) > 0 {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // Accessors over validated JSON objects. The schema has already checked the
 // types, so a wrong type here reads as absent.
 
@@ -86,8 +75,10 @@ func str(m map[string]any, key string) string {
 	return ""
 }
 
+// boolean reads an Auth0 boolean: true, false, "true" or "false" in any
+// case (see events.Auth0Bool); anything else reads as false.
 func boolean(m map[string]any, key string) bool {
-	v, _ := m[key].(bool)
+	v, _ := events.ParseAuth0Bool(m[key])
 	return v
 }
 

@@ -113,21 +113,27 @@ func FuzzEventStreamBody(f *testing.F) {
 func FuzzLogStreamBody(f *testing.F) {
 	f.Add(logStreamBody("github|1"))
 	f.Add([]byte("{\"data\":{\"type\":\"ss\",\"user_id\":\"a|b\"}}\n{\"data\":{\"type\":\"s\"}}\n"))
+	f.Add([]byte(`[{"data":{"type":"s","user_id":"github|2","strategy":"github","details":{"stats":{"loginsCount":1}}}},{"data":{"type":"ss","user_id":"x"}}]`))
 	set, err := schemas.Compile()
 	if err != nil {
 		f.Fatal(err)
 	}
+	svc := &Service{schemas: set, cfg: Config{Tenant: "t"}}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		entries, err := parseLogBody(body)
+		b, err := svc.decodeLogBatch(bytes.NewReader(body))
 		if err != nil {
 			return
 		}
-		for _, e := range entries {
-			m, ok := e.(map[string]any)
-			if !ok || set.Validate(schemas.Auth0LogEvent, m) != nil || str(obj(m, "data"), "type") != "ss" {
-				continue
+		for _, d := range b.signups {
+			checkNormalised(t, set, events.SourceLogStream, d)
+			if _, _, err := events.NewMsg(events.SourceLogStream, d, time.Now()); err != nil {
+				t.Fatalf("a decoded signup cannot be published: %v", err)
 			}
-			checkNormalised(t, set, events.SourceLogStream, logStreamData(m, "t"))
+		}
+		for _, e := range b.invalid {
+			if len(e.raw) == 0 || len(e.raw) > maxLogEntry || e.field == "" && e.reason == "" {
+				t.Fatalf("kept entry %+v", e)
+			}
 		}
 	})
 }

@@ -25,8 +25,10 @@ const (
 	receiverLogStream   = "auth0_log_stream"
 )
 
-// Handler returns the HTTP handler of every ingest endpoint, each wrapped in
-// an OpenTelemetry server span that continues an incoming traceparent.
+// Handler returns the public HTTP handler: every webhook receiver, each
+// wrapped in an OpenTelemetry server span that continues an incoming
+// traceparent, and a bare GET /healthz for load balancers that probe the
+// serving port. /metrics and /readyz are on [Service.AdminHandler] only.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(path, receiver string, h http.HandlerFunc) {
@@ -36,20 +38,7 @@ func (s *Service) Handler() http.Handler {
 	route(PathAction, receiverAction, s.handleAction)
 	route(PathEventStream, receiverEventStream, s.handleEventStream)
 	route(PathLogStream, receiverLogStream, s.handleLogStream)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.ready(r.Context()); err != nil {
-			s.log.WarnContext(r.Context(), "not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	if s.metricsH != nil {
-		mux.Handle("GET /metrics", s.metricsH)
-	}
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	return mux
 }
 
@@ -112,7 +101,10 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, receiver string, 
 		}
 	case http.StatusRequestEntityTooLarge:
 		p.Error = "body_too_large"
-		p.Message = "body exceeds " + strconv.FormatInt(s.cfg.BodyLimit, 10) + " bytes"
+		var tle *tooLargeError
+		if !errors.As(err, &tle) {
+			p.Message = "body too large"
+		}
 	case http.StatusUnsupportedMediaType:
 		p.Error = "unsupported_media_type"
 	case http.StatusMethodNotAllowed:
@@ -122,6 +114,9 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, receiver string, 
 		p.Error = "broker_unavailable"
 		p.Message = "the signup was not stored; retry later"
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+	case http.StatusInternalServerError:
+		p.Error = "internal_error"
+		p.Message = "the request could not be processed"
 	}
 	span := trace.SpanFromContext(r.Context())
 	span.SetAttributes(attribute.String("signupsync.rejection", p.Error))
@@ -137,13 +132,14 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, receiver string, 
 var (
 	errMethod    = errors.New("only POST is allowed")
 	errMediaType = errors.New("content type must be JSON")
-	errTooLarge  = errors.New("body too large")
 	errEmpty     = &BadRequestError{Reason: "empty body"}
+	errRead      = &BadRequestError{Reason: "could not read body"}
 )
 
-// readBody enforces method, media type and size, and returns the raw body.
-// It writes the response itself when it returns ok=false.
-func (s *Service) readBody(w http.ResponseWriter, r *http.Request, receiver string, media map[string]bool) ([]byte, bool) {
+// openBody enforces method, media type and a declared length within limit,
+// and returns the body bounded by limit. It writes the response itself when
+// it returns ok=false.
+func (s *Service) openBody(w http.ResponseWriter, r *http.Request, receiver string, media map[string]bool, limit int64) (io.Reader, bool) {
 	if r.Method != http.MethodPost {
 		s.fail(w, r, receiver, http.StatusMethodNotAllowed, errMethod)
 		return nil, false
@@ -153,18 +149,38 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request, receiver stri
 		s.fail(w, r, receiver, http.StatusUnsupportedMediaType, errMediaType)
 		return nil, false
 	}
-	if r.ContentLength > s.cfg.BodyLimit {
-		s.fail(w, r, receiver, http.StatusRequestEntityTooLarge, errTooLarge)
+	if r.ContentLength > limit {
+		s.fail(w, r, receiver, http.StatusRequestEntityTooLarge, bodyTooLarge(limit))
 		return nil, false
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit))
+	return http.MaxBytesReader(w, r.Body, limit), true
+}
+
+func bodyTooLarge(limit int64) error {
+	return &tooLargeError{What: "body", Limit: limit, Unit: "bytes"}
+}
+
+// readStatus is the answer to an error reading a bounded body: 413 past the
+// limit, 400 for anything else the sender did.
+func readStatus(err error, limit int64) (int, error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, bodyTooLarge(limit)
+	}
+	return http.StatusBadRequest, errRead
+}
+
+// readBody is openBody for the receivers that take one JSON document
+// within BodyLimit: it returns the whole body.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request, receiver string, media map[string]bool) ([]byte, bool) {
+	rd, ok := s.openBody(w, r, receiver, media, s.cfg.BodyLimit)
+	if !ok {
+		return nil, false
+	}
+	body, err := io.ReadAll(rd)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			s.fail(w, r, receiver, http.StatusRequestEntityTooLarge, errTooLarge)
-			return nil, false
-		}
-		s.fail(w, r, receiver, http.StatusBadRequest, &BadRequestError{Reason: "could not read body"})
+		status, err := readStatus(err, s.cfg.BodyLimit)
+		s.fail(w, r, receiver, status, err)
 		return nil, false
 	}
 	if len(body) == 0 {
@@ -190,6 +206,9 @@ type accepted struct {
 type batchAccepted struct {
 	Signups []accepted `json:"signups"`
 	Ignored int        `json:"ignored"`
+	// DeadLettered counts the Log Streams signup entries kept in
+	// SIGNUPS_DLQ because they were invalid.
+	DeadLettered int `json:"dead_lettered,omitempty"`
 }
 
 func (s *Service) handleAction(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +229,25 @@ func (s *Service) handleAction(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, receiverAction, http.StatusBadRequest, err)
 		return
 	}
-	s.storeOne(w, r, receiverAction, events.SourceAction, actionData(doc.(map[string]any), s.cfg.Tenant))
+	d := actionData(doc.(map[string]any), s.cfg.Tenant)
+	if err := identityError(d, "/user"); err != nil {
+		s.fail(w, r, receiverAction, http.StatusBadRequest, err)
+		return
+	}
+	s.storeOne(w, r, receiverAction, events.SourceAction, d)
+}
+
+// identityError is a 400 naming the user_id field under at when the
+// signup's user_id is not its primary identity's (events.CheckPrimaryIdentity),
+// checked before anything of the request is published.
+func identityError(d events.SignupData, at string) error {
+	var ie *events.IdentityError
+	if err := events.CheckPrimaryIdentity(d); errors.As(err, &ie) {
+		return &BadRequestError{Field: at + "/" + ie.Field, Reason: ie.Reason}
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +296,16 @@ func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
 			s.metrics.ignoredEvent(receiverEventStream, str(ev, "type"))
 			continue
 		}
-		signups = append(signups, eventStreamData(ev, s.cfg.Tenant))
+		d := eventStreamData(ev, s.cfg.Tenant)
+		at := "/data/object"
+		if len(list) > 1 {
+			at = "/" + strconv.Itoa(i) + at
+		}
+		if err := identityError(d, at); err != nil {
+			s.fail(w, r, receiverEventStream, http.StatusBadRequest, err)
+			return
+		}
+		signups = append(signups, d)
 	}
 	if _, isArray := doc.([]any); !isArray && len(signups) == 1 {
 		s.storeOne(w, r, receiverEventStream, events.SourceEventStream, signups[0])
@@ -277,60 +323,28 @@ func (s *Service) handleLogStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, receiverLogStream, http.StatusUnauthorized, err)
 		return
 	}
-	body, ok := s.readBody(w, r, receiverLogStream, logMedia)
+	body, ok := s.openBody(w, r, receiverLogStream, logMedia, s.cfg.LogStreamBodyLimit)
 	if !ok {
 		return
 	}
-	entries, err := parseLogBody(body)
+	batch, err := s.decodeLogBatch(body)
 	if err != nil {
-		s.fail(w, r, receiverLogStream, http.StatusBadRequest, err)
+		var bre *BadRequestError
+		var tle *tooLargeError
+		switch {
+		case errors.As(err, &bre):
+			s.fail(w, r, receiverLogStream, http.StatusBadRequest, err)
+		case errors.As(err, &tle):
+			s.fail(w, r, receiverLogStream, http.StatusRequestEntityTooLarge, err)
+		case errors.Is(err, errInternal):
+			s.fail(w, r, receiverLogStream, http.StatusInternalServerError, err)
+		default:
+			status, rerr := readStatus(err, s.cfg.LogStreamBodyLimit)
+			s.fail(w, r, receiverLogStream, status, rerr)
+		}
 		return
 	}
-	var signups []events.SignupData
-	ignored := 0
-	for i, e := range entries {
-		if err := s.schemas.Validate(schemas.Auth0LogEvent, e); err != nil {
-			s.fail(w, r, receiverLogStream, http.StatusBadRequest, prefixField(err, entries, i))
-			return
-		}
-		entry := e.(map[string]any)
-		if typ := str(obj(entry, "data"), "type"); typ != "ss" {
-			ignored++
-			s.metrics.ignoredEvent(receiverLogStream, typ)
-			continue
-		}
-		signups = append(signups, logStreamData(entry, s.cfg.Tenant))
-	}
-	s.storeMany(w, r, receiverLogStream, events.SourceLogStream, signups, ignored)
-}
-
-// parseLogBody accepts each Auth0 Log Streams content format: a JSON array
-// of entries, one JSON object, or JSON Lines.
-func parseLogBody(body []byte) ([]any, error) {
-	doc, err := parseJSON(body)
-	if err == nil {
-		if arr, ok := doc.([]any); ok {
-			return arr, nil
-		}
-		return []any{doc}, nil
-	}
-	lines := splitJSONLines(body)
-	if len(lines) < 2 {
-		return nil, err
-	}
-	out := make([]any, 0, len(lines))
-	for i, line := range lines {
-		v, lerr := parseJSON(line)
-		if lerr != nil {
-			var bre *BadRequestError
-			if errors.As(lerr, &bre) {
-				return nil, &BadRequestError{Field: "/" + strconv.Itoa(i) + bre.Field, Reason: bre.Reason}
-			}
-			return nil, lerr
-		}
-		out = append(out, v)
-	}
-	return out, nil
+	s.storeLogBatch(w, r, batch)
 }
 
 // prefixField adds the item index to a schema error's field when the body
@@ -357,7 +371,7 @@ func (s *Service) decode(body []byte, schema string) (any, error) {
 func (s *Service) storeOne(w http.ResponseWriter, r *http.Request, receiver string, src events.Source, d events.SignupData) {
 	id, dup, err := s.publish(r.Context(), src, d)
 	if err != nil {
-		s.fail(w, r, receiver, http.StatusServiceUnavailable, err)
+		s.fail(w, r, receiver, publishStatus(err), err)
 		return
 	}
 	trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("signupsync.event_id", id), attribute.Bool("signupsync.duplicate", dup))
@@ -373,13 +387,22 @@ func (s *Service) storeMany(w http.ResponseWriter, r *http.Request, receiver str
 	for _, d := range list {
 		id, dup, err := s.publish(r.Context(), src, d)
 		if err != nil {
-			s.fail(w, r, receiver, http.StatusServiceUnavailable, err)
+			s.fail(w, r, receiver, publishStatus(err), err)
 			return
 		}
 		out.Signups = append(out.Signups, accepted{ID: id, Duplicate: dup})
 	}
 	s.log.InfoContext(r.Context(), "batch accepted", "receiver", receiver, "signups", len(out.Signups), "ignored", ignored)
 	writeJSON(w, http.StatusAccepted, out)
+}
+
+// publishStatus is the answer to a failed publish: 400 for a signup that
+// events.NewMsg refuses (a client error, retrying cannot fix it), else 503.
+func publishStatus(err error) int {
+	if errors.Is(err, events.ErrInvalidUser) {
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
 }
 
 func messagingAttrs(subject, id string) []attribute.KeyValue {

@@ -29,14 +29,21 @@ const (
 )
 
 type harness struct {
-	t    *testing.T
-	nats *testenv.NATS
-	js   jetstream.JetStream
-	srv  *httptest.Server
-	logs *testenv.Buffer
+	t       *testing.T
+	nats    *testenv.NATS
+	js      jetstream.JetStream
+	srv     *httptest.Server
+	logs    *testenv.Buffer
+	metrics *Metrics
 }
 
 func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessWith(t, func(*Config) {})
+}
+
+// newHarnessWith is newHarness with cfg changed by configure.
+func newHarnessWith(t *testing.T, configure func(*Config)) *harness {
 	t.Helper()
 	n := testenv.StartNATS(t)
 	_, js := n.Connect(nats.ReconnectBufSize(-1))
@@ -52,21 +59,35 @@ func newHarness(t *testing.T) *harness {
 	cfg.LogStreamTokens = []string{logToken}
 	cfg.Tenant = "acme"
 	cfg.PublishTimeout = 500 * time.Millisecond
+	configure(&cfg)
 	logs := &testenv.Buffer{}
-	svc, err := New(cfg, Deps{Publisher: js, Schemas: set, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	m := NewMetrics(prometheus.NewRegistry())
+	svc, err := New(cfg, Deps{Publisher: js, Schemas: set, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
-	return &harness{t: t, nats: n, js: js, srv: srv, logs: logs}
+	return &harness{t: t, nats: n, js: js, srv: srv, logs: logs, metrics: m}
 }
 
+// stored is the number of messages in SIGNUPS.
 func (h *harness) stored() uint64 {
+	h.t.Helper()
+	return h.streamMsgs(events.StreamSignups)
+}
+
+// deadLetters is the number of messages in SIGNUPS_DLQ.
+func (h *harness) deadLetters() uint64 {
+	h.t.Helper()
+	return h.streamMsgs(events.StreamDeadLetter)
+}
+
+func (h *harness) streamMsgs(stream string) uint64 {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := h.js.Stream(ctx, events.StreamSignups)
+	st, err := h.js.Stream(ctx, stream)
 	if err != nil {
 		h.t.Fatalf("stream: %v", err)
 	}
@@ -302,7 +323,8 @@ func TestStatusCodes(t *testing.T) {
 		{"event stream GET", "GET", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, nil, false, 405, ""},
 		{"log stream wrong token", "POST", PathLogStream, func() http.Header { return bearer("Bearer nope") }, logStreamBody("github|1"), false, 401, ""},
 		{"log stream only non-signups", "POST", PathLogStream, func() http.Header { return bearer(logToken) }, []byte(`[{"log_id":"1","data":{"type":"s"}}]`), false, 202, ""},
-		{"log stream one bad entry rejects the batch", "POST", PathLogStream, func() http.Header { return bearer(logToken) }, []byte(`[{"log_id":"1","data":{"type":"ss","user_id":"github|9"}},{"log_id":"2","data":{"type":"ss","user_id":"no-pipe"}}]`), false, 400, "/1/data/user_id"},
+		{"log stream one bad entry is dead-lettered, not the batch", "POST", PathLogStream, func() http.Header { return bearer(logToken) }, []byte(`[{"log_id":"1","data":{"type":"ss","user_id":"github|9"}},{"log_id":"2","data":{"type":"ss","user_id":"no-pipe"}}]`), false, 202, ""},
+		{"log stream entry that is not a log entry", "POST", PathLogStream, func() http.Header { return bearer(logToken) }, []byte(`[{"log_id":"1","data":{"type":"s"}},{"log_id":"2","data":{"type":7}}]`), false, 400, "/1/data/type"},
 		{"log stream wrong media type", "POST", PathLogStream, func() http.Header {
 			hd := bearer(logToken)
 			hd.Set("Content-Type", "application/xml")
@@ -373,7 +395,9 @@ func TestBrokerDownAnswers503ThenRecovers(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	h := newHarness(t)
-	for _, p := range []string{"/healthz", "/readyz"} {
+	// /readyz is on the admin handler (admin_test.go); the public port keeps
+	// a bare /healthz for load balancers.
+	for _, p := range []string{"/healthz"} {
 		if res := h.do("GET", p, nil, nil, 0); res.status != http.StatusOK {
 			t.Fatalf("%s: %d", p, res.status)
 		}

@@ -301,8 +301,40 @@ func (p *jsonParser) hex4() (rune, bool) {
 	return r, true
 }
 
-// number checks the JSON number grammar and returns it as json.Number.
+// Number limits. No Auth0 payload holds a number longer than an identity's
+// numeric user_id (about 20 digits) or an exponent at all, and the schema
+// validator checks integer types and bounds with big-rational arithmetic,
+// whose cost grows with the number's magnitude: 1.5e999999 took seconds per
+// number. Bounding length and exponent keeps validating any accepted body
+// linear in its size.
+const (
+	maxNumberLen = 64
+	maxExponent  = 400 // beyond float64's range (about 1.8e308) either way
+)
+
+// number checks the JSON number grammar and the limits above and returns the
+// number as json.Number.
 func (p *jsonParser) number() (any, error) {
+	start := p.i
+	n, err := p.numberGrammar()
+	if err != nil {
+		return nil, err
+	}
+	if len(n) > maxNumberLen {
+		p.i = start
+		return nil, p.fail("number longer than %d characters", maxNumberLen)
+	}
+	if e := strings.IndexAny(n, "eE"); e >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(n[e+1:], "+"))
+		if err != nil || exp > maxExponent || exp < -maxExponent {
+			p.i = start
+			return nil, p.fail("number exponent beyond ±%d", maxExponent)
+		}
+	}
+	return json.Number(n), nil
+}
+
+func (p *jsonParser) numberGrammar() (string, error) {
 	start := p.i
 	if p.b[p.i] == '-' {
 		p.i++
@@ -316,17 +348,17 @@ func (p *jsonParser) number() (any, error) {
 		return n
 	}
 	if p.i >= len(p.b) {
-		return nil, p.fail("truncated JSON")
+		return "", p.fail("truncated JSON")
 	}
 	if p.b[p.i] == '0' {
 		p.i++
 	} else if digits() == 0 {
-		return nil, p.fail("malformed JSON: bad number at offset %d", start)
+		return "", p.fail("malformed JSON: bad number at offset %d", start)
 	}
 	if p.i < len(p.b) && p.b[p.i] == '.' {
 		p.i++
 		if digits() == 0 {
-			return nil, p.fail("malformed JSON: bad number at offset %d", start)
+			return "", p.fail("malformed JSON: bad number at offset %d", start)
 		}
 	}
 	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
@@ -335,8 +367,8 @@ func (p *jsonParser) number() (any, error) {
 			p.i++
 		}
 		if digits() == 0 {
-			return nil, p.fail("malformed JSON: bad number at offset %d", start)
+			return "", p.fail("malformed JSON: bad number at offset %d", start)
 		}
 	}
-	return json.Number(p.b[start:p.i]), nil
+	return string(p.b[start:p.i]), nil
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	publishes *prometheus.CounterVec
 	failed    *prometheus.CounterVec
 	ignored   *prometheus.CounterVec
+	dead      *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg; a nil reg
@@ -44,9 +45,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "signupsync", Subsystem: "ingest", Name: "ignored_events_total",
 			Help: "Acknowledged deliveries that are not signups, by receiver and event type.",
 		}, []string{"receiver", "type"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "ingest", Name: "dead_letters_total",
+			Help: "Entries of an accepted batch kept in SIGNUPS_DLQ instead of published, by receiver and reason.",
+		}, []string{"receiver", "reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.publishes, m.failed, m.ignored)
+		reg.MustRegister(m.requests, m.duration, m.publishes, m.failed, m.ignored, m.dead)
 	}
 	return m
 }
@@ -81,6 +86,17 @@ func (m *Metrics) ignoredEvent(receiver, typ string) {
 	m.ignored.WithLabelValues(receiver, eventTypeLabel(typ)).Inc()
 }
 
+// ignoredEvents counts n non-signup deliveries of one type at once.
+func (m *Metrics) ignoredEvents(receiver, typ string, n int) {
+	m.ignored.WithLabelValues(receiver, eventTypeLabel(typ)).Add(float64(n))
+}
+
+// deadLettered counts an entry kept in SIGNUPS_DLQ; reason is one of the
+// events Reason constants, never input.
+func (m *Metrics) deadLettered(receiver, reason string) {
+	m.dead.WithLabelValues(receiver, reason).Inc()
+}
+
 // knownTypes are the label values of ignored_events_total besides "other":
 // the Event Streams event types and the common Log Streams type codes of
 // Auth0's documentation (event types catalog; log event type codes).
@@ -101,6 +117,13 @@ var knownTypes = func() map[string]struct{} {
 		"sapi", "fapi", "mgmt_api_read", "api_limit", "limit_wc", "limit_sul", "limit_mu",
 		"gd_auth_succeed", "gd_auth_failed", "gd_send_sms", "gd_send_email", "gd_enrollment_complete",
 		"sui", "ublkdu", "pwd_leak", "cls", "cs", "fcpro", "depnote", "admin_update_launch",
+		// Log Streams: native social and silent logins, and the long type
+		// codes of newer features.
+		"sens", "fens", "ssa", "api_limit_warning", "actions_execution_failed",
+		"oidc_backchannel_logout_succeeded", "oidc_backchannel_logout_failed",
+		"federated_logout_failed", "ciba_start_succeeded", "ciba_start_failed",
+		"ciba_exchange_succeeded", "ciba_exchange_failed",
+		"my_account_authentication_method_succeeded", "my_account_authentication_method_failed",
 	} {
 		m[t] = struct{}{}
 	}

@@ -7,45 +7,10 @@ import (
 )
 
 // userData maps an Auth0 user object (as Actions and Event Streams carry
-// it) to signup data. connection and strategy describe the connection the
-// signup used when the sender knows it.
+// it) to signup data, with the rules every source shares
+// (events.UserObjectSignup). The object has passed auth0-user.json.
 func userData(tenant string, user map[string]any, connection, strategy string) events.SignupData {
-	d := events.SignupData{
-		Tenant:             tenant,
-		Connection:         connection,
-		ConnectionStrategy: strategy,
-		UserID:             str(user, "user_id"),
-		Email:              str(user, "email"),
-		EmailVerified:      boolean(user, "email_verified"),
-		Name:               str(user, "name"),
-		GivenName:          str(user, "given_name"),
-		FamilyName:         str(user, "family_name"),
-		Nickname:           str(user, "nickname"),
-		Picture:            str(user, "picture"),
-		CreatedAt:          str(user, "created_at"),
-		AppMetadata:        rawJSON(user, "app_metadata"),
-		UserMetadata:       rawJSON(user, "user_metadata"),
-	}
-	ids, _ := user["identities"].([]any)
-	for _, raw := range ids {
-		m, ok := raw.(map[string]any)
-		if !ok {
-			continue
-		}
-		d.Identities = append(d.Identities, events.Identity{
-			Provider:   str(m, "provider"),
-			Connection: str(m, "connection"),
-			UserID:     str(m, "user_id"),
-			IsSocial:   boolean(m, "isSocial"),
-		})
-	}
-	if len(d.Identities) == 0 {
-		d.Identities = events.DeriveIdentity(d.UserID, connection, strategy, "")
-	}
-	if d.Connection == "" && len(d.Identities) == 1 {
-		d.Connection = d.Identities[0].Connection
-	}
-	return d
+	return events.UserObjectSignup(tenant, user, connection, strategy)
 }
 
 // actionData normalises a validated Action webhook body.
@@ -60,15 +25,11 @@ func actionData(body map[string]any, defaultTenant string) events.SignupData {
 	return d
 }
 
-// eventStreamData normalises a validated Event Streams user.created event.
+// eventStreamData normalises a validated Event Streams user.created event
+// (events.EventStreamSignup, which the reconciler's delivery recovery uses
+// too).
 func eventStreamData(ev map[string]any, defaultTenant string) events.SignupData {
-	tenant := str(ev, "a0tenant")
-	if tenant == "" {
-		tenant = defaultTenant
-	}
-	d := userData(tenant, obj(obj(ev, "data"), "object"), "", "")
-	d.Trigger = str(ev, "type")
-	return d
+	return events.EventStreamSignup(ev, defaultTenant)
 }
 
 // logStreamData normalises a validated Log Streams "ss" entry. The result is

@@ -34,8 +34,17 @@ const (
 // Config configures the ingest role. Start from [DefaultConfig].
 type Config struct {
 	Addr string
-	// BodyLimit is the largest body accepted, in bytes.
+	// AdminAddr is the listen address of [Service.AdminHandler] (/metrics,
+	// /healthz, /readyz), which must not face the internet; empty: none.
+	AdminAddr string
+	// BodyLimit is the largest body the Action and Event Streams receivers
+	// accept, in bytes.
 	BodyLimit int64
+	// LogStreamBodyLimit is the largest Log Streams batch accepted, in
+	// bytes. Auth0 does not document its batch size; the body is read entry
+	// by entry (each entry at most 64 KiB, a batch at most 10,000 entries),
+	// so memory stays bounded whatever the limit.
+	LogStreamBodyLimit int64
 	// ActionSecrets are the Standard Webhooks secrets of the Auth0 Actions;
 	// several may be valid at once during rotation.
 	ActionSecrets []string
@@ -66,17 +75,19 @@ type Config struct {
 // DefaultConfig returns production defaults without credentials.
 func DefaultConfig() Config {
 	return Config{
-		Addr:              "127.0.0.1:8080",
-		BodyLimit:         64 << 10,
-		Tenant:            "default",
-		Tolerance:         DefaultTolerance,
-		PublishTimeout:    2 * time.Second,
-		RetryAfter:        5 * time.Second,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      15 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ShutdownTimeout:   20 * time.Second,
+		Addr:               "127.0.0.1:8080",
+		AdminAddr:          "127.0.0.1:9466",
+		BodyLimit:          64 << 10,
+		LogStreamBodyLimit: 8 << 20,
+		Tenant:             "default",
+		Tolerance:          DefaultTolerance,
+		PublishTimeout:     2 * time.Second,
+		RetryAfter:         5 * time.Second,
+		ReadHeaderTimeout:  5 * time.Second,
+		ReadTimeout:        15 * time.Second,
+		WriteTimeout:       15 * time.Second,
+		IdleTimeout:        120 * time.Second,
+		ShutdownTimeout:    20 * time.Second,
 	}
 }
 
@@ -86,8 +97,14 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("--http-addr (SIGNUPSYNC_HTTP_ADDR) is empty"))
 	}
+	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
+		errs = append(errs, errors.New("--metrics-addr (SIGNUPSYNC_METRICS_ADDR) must differ from --http-addr (SIGNUPSYNC_HTTP_ADDR): /metrics and /readyz stay off the public port"))
+	}
 	if c.BodyLimit < 1024 {
 		errs = append(errs, fmt.Errorf("--body-limit (SIGNUPSYNC_BODY_LIMIT) %d: must be at least 1024 bytes", c.BodyLimit))
+	}
+	if c.LogStreamBodyLimit < maxLogEntry || c.LogStreamBodyLimit > maxLogStreamBodyLimit {
+		errs = append(errs, fmt.Errorf("--log-stream-body-limit (SIGNUPSYNC_LOG_STREAM_BODY_LIMIT) %d: must be between %d (one entry) and %d bytes", c.LogStreamBodyLimit, maxLogEntry, maxLogStreamBodyLimit))
 	}
 	if len(c.ActionSecrets) == 0 && len(c.EventStreamTokens) == 0 && len(c.EventStreamBasic) == 0 && len(c.LogStreamTokens) == 0 {
 		errs = append(errs, errors.New("no receiver has credentials: set --action-secrets (SIGNUPSYNC_ACTION_SECRETS), --event-stream-token (SIGNUPSYNC_EVENT_STREAM_TOKEN), --event-stream-basic (SIGNUPSYNC_EVENT_STREAM_BASIC) or --log-stream-token (SIGNUPSYNC_LOG_STREAM_TOKEN)"))
@@ -128,10 +145,10 @@ type Deps struct {
 	Logger    *slog.Logger
 	// Metrics records request and publish counts; nil records nothing.
 	Metrics *Metrics
-	// Ready reports whether the broker can take writes (for /readyz);
-	// nil means always ready.
+	// Ready reports whether the broker can take writes (for the admin
+	// handler's /readyz); nil means always ready.
 	Ready func(context.Context) error
-	// MetricsHandler serves /metrics; nil serves 404.
+	// MetricsHandler serves the admin handler's /metrics; nil serves 404.
 	MetricsHandler http.Handler
 	Tracer         trace.TracerProvider
 	Propagator     propagation.TextMapPropagator

@@ -40,6 +40,16 @@ var (
 	ErrContradictory = errors.New("contradictory selection")
 )
 
+// ErrRawEntry is returned by [ReplayMsg] and [Replay] for a dead letter
+// that holds a raw Auth0 entry ingest kept (reason
+// events.ReasonInvalidEntry) rather than a signup event: there is no event
+// to put back into SIGNUPS.
+var ErrRawEntry = errors.New("dead letter holds a raw Auth0 entry, not a signup event")
+
+// RawEntry reports whether d is an entry ingest kept instead of a signup
+// the importer gave up on.
+func (d DeadLetter) RawEntry() bool { return d.Reason == events.ReasonInvalidEntry }
+
 // Empty reports whether no criterion is set.
 func (s Selection) Empty() bool {
 	return !s.All && len(s.Seqs) == 0 && len(s.MsgIDs) == 0 && len(s.Users) == 0 && len(s.Reasons) == 0 && s.Since.IsZero() && s.Until.IsZero()
@@ -163,6 +173,10 @@ type Result struct {
 // headers, a new Nats-Msg-Id derived from the dead letter, and a header
 // naming it.
 func ReplayMsg(d DeadLetter) (*nats.Msg, error) {
+	if d.RawEntry() {
+		return nil, fmt.Errorf("dead letter %d (%s, %s): %w; once ingest accepts it, POST its data (dlq show --seq %d) to the receiver of source %q, which decodes it with the current rules, then purge it",
+			d.Seq, d.Reason, d.Error, ErrRawEntry, d.Seq, d.Header.Get(events.HeaderSource))
+	}
 	if !strings.HasPrefix(d.Original, events.SubjectPrefix+".") {
 		return nil, fmt.Errorf("dead letter %d: original subject %q is not a signup subject", d.Seq, d.Original)
 	}
@@ -182,11 +196,47 @@ func ReplayMsg(d DeadLetter) (*nats.Msg, error) {
 	return msg, nil
 }
 
+// EntryDecoder decodes a raw Auth0 entry that ingest kept (see
+// [DeadLetter.RawEntry]) with the receiver's current rules, to the signup
+// the receiver would publish for it now, or an error saying why it is still
+// refused. ingest.LogEntryDecoder is one.
+type EntryDecoder interface {
+	Signup(raw []byte) (events.SignupData, error)
+}
+
 // Replay republishes each dead letter into SIGNUPS, at most perSecond a
 // second, and deletes it from SIGNUPS_DLQ only after JetStream acknowledged
 // the republish. It stops at the first failure; dead letters not yet
 // replayed stay where they are.
-func Replay(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, perSecond float64) ([]Result, error) {
+//
+// A raw entry ingest kept (see [DeadLetter.RawEntry]) is decoded again with
+// entries and published as the signup the receiver would publish for it now
+// (its usual Msg-Id, so a signup stored since by another source is a
+// duplicate). Every raw entry of the selection is decoded before anything
+// is replayed: if one is still refused, or entries is nil, the selection is
+// refused whole with an error wrapping [ErrRawEntry].
+func Replay(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, perSecond float64, entries EntryDecoder) ([]Result, error) {
+	decoded := map[uint64]*nats.Msg{}
+	var refused []string
+	for _, d := range dls {
+		if !d.RawEntry() {
+			continue
+		}
+		if entries == nil {
+			refused = append(refused, strconv.FormatUint(d.Seq, 10))
+			continue
+		}
+		msg, err := entryMsg(d, entries)
+		if err != nil {
+			refused = append(refused, fmt.Sprintf("%d (%v)", d.Seq, err))
+			continue
+		}
+		decoded[d.Seq] = msg
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("%w: dead letter(s) %s (reason %s) are not accepted by the current rules; leave them out of the selection (select by --reason or --seq) or purge them once handled",
+			ErrRawEntry, strings.Join(refused, ", "), events.ReasonInvalidEntry)
+	}
 	st, err := js.Stream(ctx, events.StreamDeadLetter)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream: %w", err)
@@ -197,9 +247,12 @@ func Replay(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, perSe
 		if err := lim.Wait(ctx); err != nil {
 			return out, err
 		}
-		msg, err := ReplayMsg(d)
-		if err != nil {
-			return out, err
+		msg, ok := decoded[d.Seq]
+		if !ok {
+			var err error
+			if msg, err = ReplayMsg(d); err != nil {
+				return out, err
+			}
 		}
 		if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(events.StreamSignups)); err != nil {
 			return out, fmt.Errorf("replay dead letter %d: %w", d.Seq, err)
@@ -237,4 +290,22 @@ func limiter(perSecond float64) *rate.Limiter {
 		return rate.NewLimiter(rate.Inf, 1)
 	}
 	return rate.NewLimiter(rate.Limit(perSecond), 1)
+}
+
+// entryMsg is the signup message for a raw entry d, decoded by entries.
+func entryMsg(d DeadLetter, entries EntryDecoder) (*nats.Msg, error) {
+	src := events.Source(d.Header.Get(events.HeaderSource))
+	if !src.Valid() {
+		return nil, fmt.Errorf("source %q unknown", d.Header.Get(events.HeaderSource))
+	}
+	data, err := entries.Signup(d.Data)
+	if err != nil {
+		return nil, err
+	}
+	msg, _, err := events.NewMsg(src, data, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	msg.Header.Set(events.HeaderReplayedFrom, events.StreamDeadLetter+":"+strconv.FormatUint(d.Seq, 10))
+	return msg, nil
 }

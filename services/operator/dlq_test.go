@@ -3,6 +3,7 @@ package operator
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestSelectReplayPurge(t *testing.T) {
 		t.Fatalf("empty selection: %v", err)
 	}
 
-	res, err := Replay(ctx, js, both, 100)
+	res, err := Replay(ctx, js, both, 100, nil)
 	if err != nil || len(res) != 1 {
 		t.Fatalf("replay: %+v %v", res, err)
 	}
@@ -102,5 +103,53 @@ func TestSelectReplayPurge(t *testing.T) {
 	}
 	if left, _ := Select(ctx, js, Selection{All: true}); len(left) != 0 {
 		t.Fatalf("%d dead letters left after purge", len(left))
+	}
+}
+
+// TestRawEntryDeadLetterIsListedNotReplayed: ingest keeps an invalid Log
+// Streams signup entry as it came (reason invalid_entry). It is listed with
+// its reason and field, and replay refuses the whole selection holding it:
+// the entry is not a signup event and must never reach SIGNUPS as one.
+func TestRawEntryDeadLetterIsListedNotReplayed(t *testing.T) {
+	n := testenv.StartNATS(t)
+	_, js := n.Connect()
+	testenv.Ensure(t, js)
+	ctx := context.Background()
+	deadLetter(t, js, "github|1", events.ReasonMaxDeliveries)
+	raw := `{"log_id":"9002","data":{"type":"ss","user_id":"no-pipe"}}`
+	dl := &nats.Msg{Subject: events.DLQSubject(events.Subject(events.SourceLogStream)), Data: []byte(raw), Header: nats.Header{}}
+	dl.Header.Set(events.HeaderSource, string(events.SourceLogStream))
+	dl.Header.Set(events.HeaderDLQReason, events.ReasonInvalidEntry)
+	dl.Header.Set(events.HeaderDLQError, "/data/user_id does not match auth0-log-event.json")
+	if _, err := js.PublishMsg(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+
+	all, err := Select(ctx, js, Selection{All: true})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("select: %d, %v", len(all), err)
+	}
+	entry := all[1]
+	if !entry.RawEntry() || all[0].RawEntry() || entry.Reason != events.ReasonInvalidEntry ||
+		entry.Error != "/data/user_id does not match auth0-log-event.json" || string(entry.Data) != raw || entry.Subject != "dlq.signups.v1.log_stream" {
+		t.Fatalf("listed as %+v", entry)
+	}
+	if _, err := ReplayMsg(entry); !errors.Is(err, ErrRawEntry) {
+		t.Fatalf("ReplayMsg = %v, want ErrRawEntry", err)
+	}
+	res, err := Replay(ctx, js, all, 0, nil)
+	if !errors.Is(err, ErrRawEntry) || len(res) != 0 || !strings.Contains(err.Error(), "dead letter(s) 2 ") {
+		t.Fatalf("replay of a selection with a raw entry: %v, %v", res, err)
+	}
+	st, _ := js.Stream(ctx, events.StreamSignups)
+	if info, _ := st.Info(ctx); info.State.Msgs != 0 {
+		t.Fatalf("SIGNUPS holds %d messages after a refused replay", info.State.Msgs)
+	}
+	if left, _ := Select(ctx, js, Selection{All: true}); len(left) != 2 {
+		t.Fatalf("%d dead letters left after a refused replay, want 2", len(left))
+	}
+	// Selecting around it replays the rest.
+	if res, err := Replay(ctx, js, all[:1], 0, nil); err != nil || len(res) != 1 {
+		t.Fatalf("replay of the importer's dead letter: %v, %v", res, err)
 	}
 }

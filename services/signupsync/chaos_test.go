@@ -236,7 +236,8 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	}
 
 	common := []string{"SIGNUPSYNC_TEST_MAIN=1", "SIGNUPSYNC_NATS_URL=" + natsURL, "SIGNUPSYNC_DUPLICATE_WINDOW=2s", "SIGNUPSYNC_LOG_LEVEL=info", "SIGNUPSYNC_STREAM_REPLICAS=" + replicas}
-	ing := newProc(t, "ingest", append(common, "SIGNUPSYNC_HTTP_ADDR="+httpAddr, "SIGNUPSYNC_ACTION_SECRETS="+devSecret,
+	ingAdmin := testenv.FreeAddr(t)
+	ing := newProc(t, "ingest", append(common, "SIGNUPSYNC_HTTP_ADDR="+httpAddr, "SIGNUPSYNC_METRICS_ADDR="+ingAdmin, "SIGNUPSYNC_ACTION_SECRETS="+devSecret,
 		"SIGNUPSYNC_EVENT_STREAM_TOKEN=chaos-es-token", "SIGNUPSYNC_PUBLISH_TIMEOUT=1s"), "ingest")
 	var imps []*proc
 	for i := range max(plan.importers, 1) {
@@ -253,7 +254,7 @@ func runChaos(t *testing.T, plan chaosPlan) {
 	}
 	sender := &chaosSender{url: "http://" + httpAddr, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]int{}, statuses: map[int]int{}}
 	testenv.Eventually(t, "ingest to be ready", func() bool {
-		res, err := http.Get(sender.url + "/readyz")
+		res, err := http.Get("http://" + ingAdmin + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -159,7 +159,11 @@ func metricsServer(ctx context.Context, addr string, metrics http.Handler, ready
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := ready(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			// The reason goes to the log, never to the caller.
+			log.WarnContext(r.Context(), "not ready", "err", err)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"unavailable"}` + "\n"))
 			return
 		}
 		w.WriteHeader(http.StatusOK)

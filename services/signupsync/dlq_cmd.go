@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/services/ingest"
 	"github.com/signupsync/signupsync/services/operator"
 )
 
@@ -53,6 +54,7 @@ func runDLQ(ctx context.Context, args []string, e env) error {
 	yes := f.Bool("yes", "", false, "really replay or purge (default: dry run)")
 	rateFlag := f.Int("rate", "SIGNUPSYNC_DLQ_RATE", 50, "replays or purges per second")
 	asJSON := f.Bool("json", "", false, "print JSON")
+	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name for replayed Log Streams entries that do not carry it")
 	if err := f.parse(args[1:]); err != nil {
 		return usageError{err}
 	}
@@ -109,7 +111,11 @@ func runDLQ(ctx context.Context, args []string, e env) error {
 	}
 	var res []operator.Result
 	if action == "replay" {
-		res, err = operator.Replay(ctx, js, dls, float64(*rateFlag))
+		var entries *ingest.LogEntryDecoder
+		if entries, err = ingest.NewLogEntryDecoder(*tenant); err != nil {
+			return err
+		}
+		res, err = operator.Replay(ctx, js, dls, float64(*rateFlag), entries)
 	} else {
 		res, err = operator.Purge(ctx, js, dls, float64(*rateFlag))
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
@@ -110,5 +112,69 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 	}
 	if u, err := fb.GetUser(ctx, user); err != nil || u.DisplayName != "Replay Me" {
 		t.Fatalf("firebase account %+v %v", u, err)
+	}
+}
+
+// TestKeptLogEntryIsReplayedWithTheCurrentRules: ingest keeps a Log Streams
+// signup entry it could not accept in SIGNUPS_DLQ as Auth0 sent it. `dlq
+// replay` decodes such an entry again with the current receiver's rules: one
+// the current rules accept (here a first-login "s", which an older release
+// ignored or refused) becomes the signup the receiver would publish now; one
+// they still refuse makes the whole selection refused, nothing published and
+// nothing deleted.
+func TestKeptLogEntryIsReplayedWithTheCurrentRules(t *testing.T) {
+	nats := testenv.StartNATS(t)
+	_, js := nats.Connect()
+	testenv.Ensure(t, js)
+	ctx := context.Background()
+	keep := func(raw string) {
+		t.Helper()
+		dl := &natsgo.Msg{Subject: events.DLQSubject(events.Subject(events.SourceLogStream)), Data: []byte(raw), Header: natsgo.Header{}}
+		dl.Header.Set(events.HeaderSource, string(events.SourceLogStream))
+		dl.Header.Set(events.HeaderDLQReason, events.ReasonInvalidEntry)
+		dl.Header.Set(events.HeaderDLQError, "/data/type does not match auth0-log-event.json")
+		if _, err := js.PublishMsg(ctx, dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep(`{"log_id":"9001","data":{"type":"s","date":"2026-11-01T10:00:03Z","connection":"github","strategy":"github","strategy_type":"social","user_id":"github|5150","tenant_name":"acme","details":{"stats":{"loginsCount":1}}}}`)
+	keep(`{"log_id":"9002","data":{"type":"ss","date":"2026-11-01T10:00:04Z","connection":"github","strategy":"github","user_id":"nope"}}`)
+	vars := map[string]string{"SIGNUPSYNC_NATS_URL": nats.URL}
+	signups := func() uint64 {
+		st, _ := js.Stream(ctx, events.StreamSignups)
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+
+	out := &testenv.Buffer{}
+	err := run(ctx, []string{"dlq", "replay", "--reason", events.ReasonInvalidEntry, "--yes"}, envFrom(vars), out, out)
+	if err == nil || !strings.Contains(err.Error(), "dead letter(s) 2 (") {
+		t.Fatalf("replay of a selection holding a still-invalid entry: %v\n%s", err, out)
+	}
+	if n := signups(); n != 0 {
+		t.Fatalf("%d signups published by a refused replay", n)
+	}
+	out = &testenv.Buffer{}
+	if err := run(ctx, []string{"dlq", "replay", "--seq", "1", "--yes"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "replayed 1 of 1") {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	st, _ := js.Stream(ctx, events.StreamSignups)
+	m, err := st.GetLastMsgForSubject(ctx, events.Subject(events.SourceLogStream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := events.Decode(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Data.UserID != "github|5150" || !s.Data.Partial || s.Data.Tenant != "acme" || m.Header.Get(events.HeaderMsgID) != events.EventID("github|5150") ||
+		m.Header.Get(events.HeaderReplayedFrom) != events.StreamDeadLetter+":1" {
+		t.Fatalf("replayed as %+v, headers %v", s.Data, m.Header)
+	}
+	if dls, _ := operator.Select(ctx, js, operator.Selection{All: true}); len(dls) != 1 || dls[0].Seq != 2 {
+		t.Fatalf("dead letters left: %+v, want only 2", dls)
 	}
 }

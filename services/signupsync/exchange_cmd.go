@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	"firebase.google.com/go/v4/auth"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/internal/httpserve"
 	"github.com/signupsync/signupsync/services/exchange"
 	"github.com/signupsync/signupsync/services/telemetry"
 )
@@ -86,7 +89,7 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	}
 	// Publishing while disconnected must fail at once (503), not sit in the
 	// reconnect buffer.
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-exchange", log, nats.ReconnectBufSize(-1))
+	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-exchange", log, nats.ReconnectBufSize(-1), nats.CustomInboxPrefix(exchangeInboxPrefix))
 	if err != nil {
 		return err
 	}
@@ -99,40 +102,99 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	if emulatorHost != "" {
 		log.Info("using the Firebase Auth emulator", "host", emulatorHost, "project", *project)
 	}
-	// Serve /healthz at once; /readyz says 503 until the stream exists. The
-	// exchange itself listens once the ledger bucket exists.
+	// The admin listener serves /healthz at once and /readyz 503 until the
+	// exchange runs. The exchange faces the internet, so its NATS user may
+	// not create streams: it waits for the ledger bucket the importer
+	// creates, then listens.
 	reg, metricsH := registry()
-	stopMetrics, err := metricsServer(ctx, *metricsAddr, metricsH, streamReady(js), log)
+	var running atomic.Pointer[exchange.Service]
+	ready := func(ctx context.Context) error {
+		if svc := running.Load(); svc != nil {
+			return svc.Ready(ctx)
+		}
+		return errors.New("waiting for the ledger bucket")
+	}
+	stopAdmin, err := startAdmin(ctx, *metricsAddr, exchange.AdminHandler(metricsH, ready, log), log)
 	if err != nil {
 		nc.Close()
 		return err
 	}
-	serveErr := ensureTopology(ctx, js, com.topology(), log)
+	serveErr := awaitLedger(ctx, js, log)
 	if serveErr == nil {
-		serveErr = serveExchange(ctx, cfg, js, fb, reg, tracing, log)
+		var svc *exchange.Service
+		if svc, serveErr = newExchange(ctx, cfg, js, fb, reg, tracing, log); serveErr == nil {
+			running.Store(svc)
+			serveErr = listenExchange(ctx, cfg, svc)
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
 	defer cancel()
-	return errors.Join(serveErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+	return errors.Join(serveErr, stopAdmin(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+}
+
+// awaitLedger waits, retrying with backoff, until the ledger bucket exists
+// or ctx ends.
+func awaitLedger(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
+	delay := 250 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := js.KeyValue(actx, events.BucketLedger)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("waiting for the ledger bucket (the importer creates it)", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ledger bucket %s: %w", events.BucketLedger, errors.Join(err, ctx.Err()))
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// startAdmin serves h, the admin endpoints, on addr until stop is called.
+func startAdmin(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(context.Context) error, err error) {
+	ln, err := httpserve.Listen(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	log.Info("admin listening", "addr", ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server", "err", err)
+		}
+	}()
+	return srv.Shutdown, nil
 }
 
 // serveExchange runs the session exchange HTTP server on cfg.Addr until ctx
 // ends. cfg must be complete (Validate passes): the Auth0 Management API
 // client is built from cfg.Management, and fb signs the custom tokens. The
-// topology must exist (ensureTopology). `exchange` and `dev` call it.
+// topology must exist (ensureTopology). `dev` calls it.
 func serveExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) error {
+	svc, err := newExchange(ctx, cfg, js, fb, reg, tracing, log)
+	if err != nil {
+		return err
+	}
+	return listenExchange(ctx, cfg, svc)
+}
+
+// newExchange builds the exchange service; the ledger bucket must exist.
+func newExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) (*exchange.Service, error) {
 	if fb == nil {
-		return errors.New("exchange: no Firebase client")
+		return nil, errors.New("exchange: no Firebase client")
 	}
 	users, err := auth0api.New(ctx, cfg.Management)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	metrics, err := exchange.NewMetrics(reg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	svc, err := exchange.New(ctx, cfg, exchange.Deps{
+	return exchange.New(ctx, cfg, exchange.Deps{
 		JetStream:  js,
 		Firebase:   fb,
 		Users:      users,
@@ -142,9 +204,10 @@ func serveExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStr
 		Tracer:     tracing.Provider,
 		Propagator: telemetry.Propagator(),
 	})
-	if err != nil {
-		return err
-	}
+}
+
+// listenExchange serves svc on cfg.Addr until ctx ends.
+func listenExchange(ctx context.Context, cfg exchange.Config, svc *exchange.Service) error {
 	ln, err := exchange.Listen(ctx, cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("exchange: %w", err)

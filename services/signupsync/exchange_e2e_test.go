@@ -202,6 +202,10 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 // by environment variables only.
 func TestExchangeCommand(t *testing.T) {
 	nats := testenv.StartNATS(t)
+	// The importer creates the topology; the exchange (whose NATS user may
+	// not) waits for it.
+	_, js := nats.Connect()
+	testenv.Ensure(t, js)
 	project := testenv.ProjectID(t)
 	fb := testenv.FirebaseAuth(t, project)
 	const sub = "github|90002"

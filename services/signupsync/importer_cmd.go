@@ -34,7 +34,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 	window := f.Duration("batch-window", "SIGNUPSYNC_BATCH_WINDOW", d.BatchWindow, "how long a fetch waits to fill a batch")
 	workers := f.Int("importer-workers", "SIGNUPSYNC_IMPORTER_WORKERS", d.Workers, "concurrent fetch-and-import loops per process")
 	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(d.UIDPolicy), "Firebase uid of an imported user: auth0_id or hash")
-	emailPolicy := f.String("email-policy", "SIGNUPSYNC_EMAIL_POLICY", string(d.EmailPolicy), "when the email belongs to another Firebase account: conflict, link or skip")
+	emailPolicy := f.String("email-policy", "SIGNUPSYNC_EMAIL_POLICY", string(d.EmailPolicy), "when the email belongs to another Firebase account: conflict, link (only when Auth0 proves the email; needs --auth0-domain) or skip")
 	rps := f.Int("firebase-rps", "SIGNUPSYNC_FIREBASE_RPS", -1, "Firebase calls per second, 0 = unlimited (default 10, or unlimited against the emulator)")
 	brFail := f.Int("breaker-failures", "SIGNUPSYNC_BREAKER_FAILURES", int(d.BreakerFailures), "consecutive transient Firebase failures that open the breaker")
 	brOpen := f.Duration("breaker-open-for", "SIGNUPSYNC_BREAKER_OPEN_FOR", d.BreakerOpenFor, "how long the breaker stays open before a probe")
@@ -79,6 +79,9 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 		}
 		if c.EnrichAll && !s.auth0.Enabled() {
 			errs = append(errs, errors.New("--enrich-all (SIGNUPSYNC_ENRICH_ALL) needs --auth0-domain and credentials"))
+		}
+		if c.EmailPolicy == importer.EmailLink && !s.auth0.Enabled() {
+			errs = append(errs, errors.New("--email-policy link (SIGNUPSYNC_EMAIL_POLICY) needs --auth0-domain and credentials: a link is decided on the profile read from the Management API, never on the webhook body"))
 		}
 		return s, errors.Join(errs...)
 	}

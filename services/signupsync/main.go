@@ -86,7 +86,7 @@ var commands = []command{
 	{name: "status", summary: "show what happened to an Auth0 user (ledger entry)", run: runStatus},
 	{name: "export", summary: "create an Auth0 users export and download it", run: runExport},
 	{name: "backfill", summary: "publish every user of an Auth0 export file as a signup", run: runBackfill},
-	{name: "reconcile", summary: "sweep the Auth0 Management API for signups no webhook reported", run: runReconcile},
+	{name: "reconcile", summary: "sweep the Auth0 Management API for signups no webhook reported; 'reconcile deliveries' recovers failed Event Streams deliveries", actions: []string{"deliveries"}, run: runReconcile},
 	{name: "dlq", summary: "list, show, replay or purge dead letters", actions: dlqActions, run: runDLQ},
 	{name: "report", summary: "the cutover report: outcomes, follow-ups, and a Firebase verification pass", run: runReport},
 	{name: "sample", summary: "post a correctly signed sample signup to an ingest endpoint", run: runSample},

@@ -43,10 +43,11 @@ const devSecret = "whsec_c2lnbnVwc3luYy10ZXN0LXNlY3JldC0xMjM0"
 // emulator, `sample` posting a signed Action webhook, `status` reading the
 // outcome, then a graceful stop.
 func TestDevEndToEnd(t *testing.T) {
-	httpAddr, natsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	httpAddr, natsAddr, adminAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	project := testenv.ProjectID(t)
 	vars := map[string]string{
 		"SIGNUPSYNC_HTTP_ADDR":        httpAddr,
+		"SIGNUPSYNC_METRICS_ADDR":     adminAddr,
 		"SIGNUPSYNC_DEV_NATS_ADDR":    natsAddr,
 		"SIGNUPSYNC_DATA_DIR":         t.TempDir(),
 		"SIGNUPSYNC_ACTION_SECRETS":   devSecret,
@@ -61,7 +62,7 @@ func TestDevEndToEnd(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, stderr) }()
 	testenv.Eventually(t, "dev to be ready", func() bool {
-		res, err := http.Get("http://" + httpAddr + "/readyz")
+		res, err := http.Get("http://" + adminAddr + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -91,7 +92,7 @@ func TestDevEndToEnd(t *testing.T) {
 	if err != nil || u.ProviderUserInfo[0].ProviderID != "github.com" {
 		t.Fatalf("firebase account %+v, %v", u, err)
 	}
-	res, err := http.Get("http://" + httpAddr + "/metrics")
+	res, err := http.Get("http://" + adminAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +130,9 @@ func TestDevEndToEnd(t *testing.T) {
 }
 
 func TestStatusUnknownUser(t *testing.T) {
-	httpAddr, natsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	httpAddr, natsAddr, adminAddr := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	vars := map[string]string{
-		"SIGNUPSYNC_HTTP_ADDR": httpAddr, "SIGNUPSYNC_DEV_NATS_ADDR": natsAddr, "SIGNUPSYNC_DATA_DIR": t.TempDir(),
+		"SIGNUPSYNC_HTTP_ADDR": httpAddr, "SIGNUPSYNC_METRICS_ADDR": adminAddr, "SIGNUPSYNC_DEV_NATS_ADDR": natsAddr, "SIGNUPSYNC_DATA_DIR": t.TempDir(),
 		"SIGNUPSYNC_ACTION_SECRETS": devSecret, "SIGNUPSYNC_DEV_IMPORTER": "false", "SIGNUPSYNC_NATS_URL": "nats://" + natsAddr,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,7 +140,7 @@ func TestStatusUnknownUser(t *testing.T) {
 	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, &testenv.Buffer{}) }()
 	defer func() { cancel(); <-done }()
 	testenv.Eventually(t, "dev to be ready", func() bool {
-		res, err := http.Get("http://" + httpAddr + "/readyz")
+		res, err := http.Get("http://" + adminAddr + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -30,6 +30,7 @@ import (
 // provider recording into memory and a shared Prometheus registry.
 type pipeline struct {
 	srv      *httptest.Server
+	admin    *httptest.Server // /metrics, /readyz: off the webhook port
 	spans    *tracetest.InMemoryExporter
 	tp       *sdktrace.TracerProvider
 	reg      *prometheus.Registry
@@ -64,6 +65,8 @@ func startPipelineJS(t *testing.T, js jetstream.JetStream) *pipeline {
 	}
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
+	admin := httptest.NewServer(svc.AdminHandler())
+	t.Cleanup(admin.Close)
 	project := testenv.ProjectID(t)
 	cfg := importer.DefaultConfig()
 	cfg.FirebaseRPS = 0
@@ -77,7 +80,7 @@ func startPipelineJS(t *testing.T, js jetstream.JetStream) *pipeline {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = imp.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	return &pipeline{srv: srv, spans: spans, tp: tp, reg: reg, project: project, waitIdle: func() { testenv.WaitDrained(t, js) }}
+	return &pipeline{srv: srv, admin: admin, spans: spans, tp: tp, reg: reg, project: project, waitIdle: func() { testenv.WaitDrained(t, js) }}
 }
 
 // postAction sends a signed Action webhook carrying traceparent.
@@ -184,7 +187,7 @@ func TestMetricsMatchWhatHappened(t *testing.T) {
 		t.Fatalf("statuses %v", codes)
 	}
 	p.waitIdle()
-	res, err := http.Get(p.srv.URL + "/metrics")
+	res, err := http.Get(p.admin.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
