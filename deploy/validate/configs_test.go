@@ -407,8 +407,8 @@ func TestNATSHelmValues(t *testing.T) {
 			}
 		}
 	}
-	if urls != 3 {
-		t.Errorf("%d NATS URLs in the Deployments, want 3", urls)
+	if urls != 4 {
+		t.Errorf("%d NATS URLs in the Deployments, want 4", urls)
 	}
 }
 

@@ -178,7 +178,7 @@ func TestK8sKustomizeBuild(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 1, "Deployment": 3, "Service": 1, "PodDisruptionBudget": 3}
+	want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 1, "Deployment": 4, "Service": 1, "PodDisruptionBudget": 4}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("kustomize build: %d %s, want %d (all kinds: %v)", kinds[k], k, n, kinds)
@@ -267,7 +267,11 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 			checkDeployment(t, d, documented, configMaps, secrets)
 		})
 		if len(d.Spec.Template.Spec.Containers) > 0 && len(d.Spec.Template.Spec.Containers[0].Args) > 0 {
-			roles[d.Spec.Template.Spec.Containers[0].Args[0]] = true
+			args := d.Spec.Template.Spec.Containers[0].Args
+			roles[args[0]] = true
+			if len(args) > 1 && args[1] == "deliveries" {
+				roles["reconcile deliveries"] = true
+			}
 		}
 
 		// Exactly one PDB selects this Deployment's pods, and it can be
@@ -302,7 +306,7 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 			t.Errorf("PDB %s: neither minAvailable nor maxUnavailable", p.Name)
 		}
 	}
-	for _, role := range []string{"ingest", "importer", "reconcile"} {
+	for _, role := range []string{"ingest", "importer", "reconcile", "reconcile deliveries"} {
 		if !roles[role] {
 			t.Errorf("no Deployment runs the %s role", role)
 		}
@@ -555,7 +559,8 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 			t.Error("importer: no GOOGLE_APPLICATION_CREDENTIALS")
 		}
 	}
-	if c.Args[0] == "reconcile" && !slices.Equal(c.Args, []string{"reconcile", "--since", "24h", "--every", "10m"}) {
+	if c.Args[0] == "reconcile" && !slices.Equal(c.Args, []string{"reconcile", "--since", "24h", "--every", "10m"}) &&
+		!slices.Equal(c.Args, []string{"reconcile", "deliveries", "--since", "24h", "--every", "5m"}) {
 		t.Errorf("reconcile args %v", c.Args)
 	}
 

@@ -70,8 +70,8 @@ func TestKubectlKustomize(t *testing.T) {
 	bin := tool(t, "kubectl", "kubectl")
 	out := run(t, bin, "kustomize", "deploy/k8s")
 	built := decodeAll(t, "kubectl kustomize", []byte(out))
-	if len(built) != 10 {
-		t.Errorf("kubectl kustomize: %d objects, want 10", len(built))
+	if len(built) != 12 {
+		t.Errorf("kubectl kustomize: %d objects, want 12", len(built))
 	}
 }
 

@@ -61,10 +61,19 @@ func WaitDrained(t testing.TB, js jetstream.JetStream) {
 	ctx := context.Background()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
+		// The consumer's pending count may lag a publish that was just
+		// acknowledged, so drained also means the ack floor reached the
+		// stream's last message.
+		var last uint64
+		if st, err := js.Stream(ctx, events.StreamSignups); err == nil {
+			if si, err := st.Info(ctx); err == nil {
+				last = si.State.LastSeq
+			}
+		}
 		c, err := js.Consumer(ctx, events.StreamSignups, events.ConsumerImporter)
 		if err == nil {
 			info, err := c.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 {
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream >= last {
 				return
 			}
 		}
