@@ -45,7 +45,8 @@
 //
 // # Identity
 //
-// The user_id of a signup is its primary identity's provider|user_id.
+// The user_id of a signup with a social primary identity (the only kind
+// imported) is that identity's provider|user_id.
 // [NewMsg] refuses a signup that contradicts it ([CheckPrimaryIdentity]),
 // and the importer dead-letters one that reaches it anyway: the ledger is
 // keyed by the user_id while Firebase is searched by the identity, so a
@@ -64,4 +65,36 @@
 // stream after days of failures, so one bad entry would cost the signups
 // beside it. Such a dead letter is not a signup event: replay refuses it,
 // and an operator re-sends its data to the receiver once ingest accepts it.
+//
+// # Lifecycle: deletions and profile changes until cutover
+//
+// Auth0 Event Streams user.updated and user.deleted, and the Log Streams
+// user deletions (sdu, and the older du), are [Lifecycle] events on
+// users.v1.<kind>.<source> in a stream of their own, [StreamLifecycle],
+// consumed by the importer's second durable consumer, [ConsumerLifecycle].
+// A stream of their own rather than more subjects in SIGNUPS, because
+// everything that reads SIGNUPS reads it as signups: the importer's
+// consumer filters signups.v1.>, but the operator's report, dlq replay,
+// the backstop's message reads and the tests' drain check (the consumer's
+// ack floor reaching the stream's last sequence) take any message of
+// SIGNUPS for a signup, and a filtered consumer's ack floor need not move
+// past messages outside its filter. The lifecycle stream also carries no
+// personal data (a user id and a time), so its retention can be decided
+// apart from the signups'.
+//
+// The Msg-Id rule ([LifecycleEventID]): a deletion is identified by the
+// user id alone, so Event Streams and Log Streams reporting one deletion
+// with different times, and their retries, are one message within the
+// duplicate window; an update by the user id and Auth0's updated_at, so
+// each distinct state is one message. Every event carries that time
+// (LifecycleData.At): the importer never applies an update not newer than
+// the last it applied ([LifecycleState].UpdatedAt), and a deletion ends
+// the user's story: [OutcomeDeleted] is never superseded, so a signup that
+// arrives after its user's deletion, from any source or replay, is skipped
+// with reason deleted_in_auth0. The consumers are not ordered against each
+// other; the ledger's compare-and-set is what orders a deletion and an
+// import that cross, and the import that loses deletes the account it
+// created. A lifecycle event that cannot be decoded is dead-lettered to
+// SIGNUPS_DLQ (subject dlq.signups.v1.unknown, the original subject in
+// [HeaderDLQSubject]).
 package events

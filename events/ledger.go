@@ -19,11 +19,16 @@ const (
 	OutcomeSkipped        Outcome = "skipped"
 	OutcomeConflict       Outcome = "conflict"
 	OutcomeDeadLettered   Outcome = "dead_lettered"
+	// OutcomeDeleted: the user was deleted in Auth0 (reason
+	// deleted_in_auth0). Firebase no longer holds an account signupsync
+	// created for them, and none is ever created afterwards: a signup that
+	// arrives later is skipped. See [LifecycleState].
+	OutcomeDeleted Outcome = "deleted"
 )
 
 // Outcomes lists every [Outcome].
 func Outcomes() []Outcome {
-	return []Outcome{OutcomeImported, OutcomeAlreadyPresent, OutcomeSkipped, OutcomeConflict, OutcomeDeadLettered}
+	return []Outcome{OutcomeImported, OutcomeAlreadyPresent, OutcomeSkipped, OutcomeConflict, OutcomeDeadLettered, OutcomeDeleted}
 }
 
 // Final reports whether the outcome means Firebase holds the person, so a
@@ -32,9 +37,10 @@ func (o Outcome) Final() bool { return o == OutcomeImported || o == OutcomeAlrea
 
 // Decided reports whether the outcome is a decision about the person that a
 // later copy of the signup must not overturn: imported, already_present,
-// skipped or conflict. dead_lettered is not: a replay may still import.
+// skipped, conflict or deleted. dead_lettered is not: a replay may still
+// import.
 func (o Outcome) Decided() bool {
-	return o.Final() || o == OutcomeSkipped || o == OutcomeConflict
+	return o.Final() || o == OutcomeSkipped || o == OutcomeConflict || o == OutcomeDeleted
 }
 
 // SupersededBy reports whether a ledger entry whose outcome is o takes next
@@ -47,12 +53,29 @@ func (o Outcome) SupersededBy(next Outcome) bool {
 	switch {
 	case o == "":
 		return true
+	case o == OutcomeDeleted:
+		// A user deleted in Auth0 is never created again by a late copy.
+		return false
 	case o.Final():
 		return false
 	case o.Decided():
 		return next.Final()
 	}
 	return true
+}
+
+// SupersededBy reports whether the entry takes next (with nextReason) as
+// its new outcome: [Outcome.SupersededBy], and in addition a skip for a
+// database connection gives way to any other decided outcome. That skip
+// says only that the signup pipeline does not import password users; the
+// password-hash path (events/passwords.go) then decides the person,
+// including a conflict or a skip of its own.
+func (e LedgerEntry) SupersededBy(next Outcome, nextReason string) bool {
+	if e.Outcome.SupersededBy(next) {
+		return true
+	}
+	return e.Outcome == OutcomeSkipped && e.Reason == ReasonDatabaseConnection && next.Decided() &&
+		!(next == OutcomeSkipped && nextReason == ReasonDatabaseConnection)
 }
 
 // Reasons qualify an outcome. Skip reasons say why a signup is not imported
@@ -78,6 +101,14 @@ const (
 	ReasonPermanentError       = "permanent_error"
 )
 
+// ReasonLazyPassword qualifies the imported outcome of a database user the
+// exchange moved at their first sign-in to the new app (migration on next
+// login): Auth0 accepted their email and password, and the exchange created
+// the Firebase account with that password (or set it on the account
+// signupsync had created without one). The password itself is never
+// recorded.
+const ReasonLazyPassword = "lazy_password"
+
 // LedgerEntry is the importer's record of one Auth0 user, stored as JSON in
 // the SIGNUPS_LEDGER bucket under [LedgerKey].
 type LedgerEntry struct {
@@ -91,7 +122,72 @@ type LedgerEntry struct {
 	FirstSeen   time.Time `json:"first_seen"`
 	LastSeen    time.Time `json:"last_seen"`
 	TraceID     string    `json:"trace_id,omitempty"`
+	// Lifecycle is what signupsync did with the user's later changes in
+	// Auth0 (deletion, profile updates); nil until one arrived.
+	Lifecycle *LifecycleState `json:"lifecycle,omitempty"`
 }
+
+// LifecycleState records the lifecycle events applied to one user. It
+// holds times, a result and Firebase uids only, never an email or a name:
+// after a deletion the entry keeps only what proves it happened.
+type LifecycleState struct {
+	// DeletedAt is when Auth0 deleted the user (the event's time).
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// FirebaseDeletedAt is when signupsync deleted the Firebase account it
+	// had created; zero when there was none to delete.
+	FirebaseDeletedAt time.Time `json:"firebase_deleted_at,omitzero"`
+	// OutcomeBefore is the signup outcome the deletion replaced.
+	OutcomeBefore Outcome `json:"outcome_before_deletion,omitempty"`
+	// UpdatedAt is Auth0's updated_at of the newest profile change seen;
+	// an update not newer than it is ignored.
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// SyncedAt is when Firebase was last written for a profile change.
+	SyncedAt time.Time `json:"synced_at,omitzero"`
+	// Result is the last lifecycle decision (one of the Lifecycle* result
+	// constants) and Detail its explanation (never personal data).
+	Result string `json:"result"`
+	Detail string `json:"detail,omitempty"`
+	// OrphanUID is a Firebase uid an import created after the user was
+	// deleted (the signup and the deletion crossed); the importer deletes
+	// it and clears the field.
+	OrphanUID string `json:"orphan_firebase_uid,omitempty"`
+	// Events counts the lifecycle events settled for the user.
+	Events int `json:"events"`
+}
+
+// Lifecycle results, the values of [LifecycleState.Result] and of the
+// lifecycle metrics' result label.
+const (
+	// LifecycleFirebaseDeleted: the account signupsync created was deleted.
+	LifecycleFirebaseDeleted = "firebase_deleted"
+	// LifecycleDeletedBeforeImport: deleted before any signup was settled;
+	// a later signup is skipped.
+	LifecycleDeletedBeforeImport = "deleted_before_import"
+	// LifecycleNotOurs: the Firebase account was not created by signupsync
+	// (already_present), or none was (skipped, conflict, dead_lettered):
+	// recorded, nothing touched in Firebase.
+	LifecycleNotOurs = "not_created_by_signupsync"
+	// LifecycleProfileUpdated: the Firebase account was updated from the profile
+	// read from the Management API.
+	LifecycleProfileUpdated = "updated"
+	// LifecycleUnchanged: the profile read matched the account.
+	LifecycleUnchanged = "unchanged"
+	// LifecycleStale: an update not newer than the last one applied.
+	LifecycleStale = "stale"
+	// LifecycleAfterDeletion: an update of a deleted user.
+	LifecycleAfterDeletion = "after_deletion"
+	// LifecycleEmailConflict: the new email belongs to another Firebase
+	// account; the account was left untouched.
+	LifecycleEmailConflict = "email_conflict"
+	// LifecycleAccountMissing: the account signupsync created no longer
+	// exists in Firebase (deleted by the app).
+	LifecycleAccountMissing = "firebase_account_missing"
+	// LifecycleUnknownUser: an update of a user no signup was settled for.
+	LifecycleUnknownUser = "unknown_user"
+	// LifecycleNoManagementAPI: an update that cannot be applied because
+	// the importer has no Management API access to re-read the profile.
+	LifecycleNoManagementAPI = "no_management_api"
+)
 
 // AddSource records src once.
 func (e *LedgerEntry) AddSource(src Source) {

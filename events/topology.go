@@ -16,7 +16,11 @@ const (
 	BucketLedger     = "SIGNUPS_LEDGER"
 	BucketState      = "SIGNUPSYNC_STATE"
 	ConsumerImporter = "importer"
+	// StreamPasswords, StreamPasswordsDLQ and ConsumerPasswords (the
+	// password-hash export) are declared in passwords.go.
 	// BucketClaims ([ClaimKeys]) is declared with the claim contract.
+	// StreamLifecycle and ConsumerLifecycle (deletions and profile
+	// changes) are declared in lifecycle.go.
 )
 
 // Defaults of the topology. See the package documentation for the window.
@@ -126,7 +130,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	for _, cfg := range []jetstream.StreamConfig{t.SignupStream(), t.DeadLetterStream()} {
+	for _, cfg := range []jetstream.StreamConfig{t.SignupStream(), t.DeadLetterStream(), t.PasswordStream(), t.PasswordDeadLetterStream(), t.LifecycleStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}

@@ -30,6 +30,9 @@ const (
 	Auth0LogEvent    = "auth0-log-event.json"
 	Auth0User        = "auth0-user.json"
 	SignupEventV1    = "signup-event.v1.json"
+	// LifecycleEventV1 is the user lifecycle event (deletion, profile
+	// change) published on users.v1.<kind>.<source>.
+	LifecycleEventV1 = "user-lifecycle-event.v1.json"
 )
 
 const baseURL = "https://schemas.signupsync.dev/"

@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,8 +15,10 @@ func TestSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := len(set.Names()); got != 5 {
-		t.Fatalf("%d schemas compiled, want 5: %v", got, set.Names())
+	for _, name := range []string{schemas.Auth0Action, schemas.Auth0EventStream, schemas.Auth0LogEvent, schemas.Auth0User, schemas.SignupEventV1, schemas.LifecycleEventV1} {
+		if !slices.Contains(set.Names(), name) {
+			t.Fatalf("schema %s not compiled: %v", name, set.Names())
+		}
 	}
 	tests := []struct {
 		name, schema, doc, field string
@@ -38,9 +41,19 @@ func TestSchemas(t *testing.T) {
 		{"event stream email_verified string", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"samlp|corp|1","email_verified":"TRUE"}}}`, ""},
 		{"event stream email_verified other string", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"samlp|corp|1","email_verified":"verified"}}}`, "/data/object/email_verified"},
 		{"event stream user.created ok", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"github|1"}}}`, ""},
-		{"event stream other type needs no user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.deleted","source":"s"}`, ""},
+		{"event stream other type needs no user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"organization.created","source":"s"}`, ""},
+		{"event stream user.deleted needs a user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.deleted","source":"s","data":{}}`, "/data"},
 		{"event stream user.created without object", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.created","source":"s","data":{}}`, "/data"},
 		{"event stream bad specversion", schemas.Auth0EventStream, `{"specversion":"0.3","id":"e","type":"user.created","source":"s","data":{"object":{"user_id":"a|b"}}}`, "/specversion"},
+		{"event stream user.deleted ok", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.deleted","source":"s","data":{"object":{"user_id":"google-oauth2|1","deleted_at":"2026-11-02T10:00:00Z"}}}`, ""},
+		{"event stream user.updated without user", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.updated","source":"s","data":{"object":{"email":"x@example.com"}}}`, "/data/object"},
+		{"event stream user.updated bad user id", schemas.Auth0EventStream, `{"specversion":"1.0","id":"e","type":"user.updated","source":"s","data":{"object":{"user_id":"nopipe"}}}`, "/data/object/user_id"},
+		{"log sdu ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"sdu","user_id":"github|1","date":"2026-11-02T10:00:00Z"}}`, ""},
+		{"log sdu without user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"sdu"}}`, "/data"},
+		{"log du bad user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"du","user_id":"1"}}`, "/data/user_id"},
+		{"lifecycle ok", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"deleted","user_id":"a|b","at":"2026-11-01T10:00:00Z"}}`, ""},
+		{"lifecycle unknown kind", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"blocked","user_id":"a|b","at":"2026-11-01T10:00:00Z"}}`, "/data/kind"},
+		{"lifecycle email is not carried", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"updated","user_id":"a|b","at":"2026-11-01T10:00:00Z","email":"x@example.com"}}`, "/data"},
 		{"log ss ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss","user_id":"github|1"}}`, ""},
 		{"log ss without user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss"}}`, "/data"},
 		{"log other type", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"f"}}`, ""},

@@ -26,6 +26,13 @@ const (
 	bucketClaims   = "SIGNUPS_CLAIMS"
 	durable        = "importer"
 	advisoryMaxDel = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.SIGNUPS.importer"
+	// The lifecycle stream and its consumer (events/lifecycle.go).
+	streamLifecycle  = "SIGNUPS_LIFECYCLE"
+	durableLifecycle = "lifecycle"
+	// The password-hash export (events/passwords.go).
+	streamPasswords    = "PASSWORDS"
+	streamPasswordsDLQ = "PASSWORDS_DLQ"
+	durablePasswords   = "importer_passwords"
 )
 
 // roleUsers are the NATS users of the SIGNUPSYNC account, one per role.
@@ -176,6 +183,12 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int) e
 			Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour, Discard: jetstream.DiscardOld},
 		{Name: streamDLQ, Subjects: []string{"dlq.signups.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
 			Duplicates: 10 * time.Minute},
+		{Name: streamLifecycle, Subjects: []string{"users.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
+			Duplicates: 10 * time.Minute, MaxAge: 30 * 24 * time.Hour, Discard: jetstream.DiscardOld},
+		{Name: streamPasswords, Subjects: []string{"passwords.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
+			Duplicates: 10 * time.Minute, MaxAge: 72 * time.Hour, MaxMsgSize: 64 << 10, Discard: jetstream.DiscardOld},
+		{Name: streamPasswordsDLQ, Subjects: []string{"dlq.passwords.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
+			Duplicates: 10 * time.Minute, MaxAge: 72 * time.Hour, MaxMsgSize: 64 << 10, Discard: jetstream.DiscardOld},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
@@ -272,6 +285,8 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	runImporterWork(t, imp)
 	runSteps(t, "exchange", exchangeSteps(exc))
 	runSteps(t, "reconcile", reconcileSteps(rec))
+	runSteps(t, "reconcile", passwordsCommandSteps(rec))
+	runSteps(t, "importer", importerPasswordSteps(imp))
 	runSteps(t, "operator", operatorSteps(op))
 	// reconcile and backfill create the topology when they run first: on a
 	// fresh single server with the same users.
@@ -374,6 +389,63 @@ func startNATSSingle(t *testing.T, log server.Logger) string {
 	return s.ClientURL()
 }
 
+func lifecycleConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: durableLifecycle, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute, MaxDeliver: -1, MaxAckPending: 20000, FilterSubject: "users.v1.>",
+	}
+}
+
+func passwordConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: durablePasswords, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute, MaxDeliver: -1, MaxAckPending: 20000, FilterSubject: "passwords.v1.>",
+	}
+}
+
+// passwordsCommandSteps: `signupsync passwords` runs as the reconcile user
+// and publishes a joined user with its hash.
+func passwordsCommandSteps(rec *roleConn) []step {
+	return []step{
+		{"publish a password import", func(ctx context.Context) error {
+			_, err := publish(ctx, rec.js, "passwords.v1.hash_export", streamPasswords, []byte(`{"v":1}`))
+			return err
+		}},
+	}
+}
+
+// importerPasswordSteps: the importer's password consumer fetches and
+// acks, and dead-letters into PASSWORDS_DLQ.
+func importerPasswordSteps(imp *roleConn) []step {
+	return []step{
+		{"passwords: fetch and ack", func(ctx context.Context) error {
+			c, err := imp.js.CreateOrUpdateConsumer(ctx, streamPasswords, passwordConsumerConfig())
+			if err != nil {
+				return err
+			}
+			batch, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for m := range batch.Messages() {
+				if err := m.DoubleAck(ctx); err != nil {
+					return err
+				}
+				n++
+			}
+			if n == 0 {
+				return fmt.Errorf("fetched no password import: %v", batch.Error())
+			}
+			return nil
+		}},
+		{"passwords: dead-letter a user id", func(ctx context.Context) error {
+			_, err := publish(ctx, imp.js, "dlq.passwords.v1.hash_export", streamPasswordsDLQ, []byte(`{"auth0_user_id":"auth0|x"}`))
+			return err
+		}},
+	}
+}
+
 func consumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable: durable, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
@@ -389,6 +461,14 @@ func runImporterSetup(t *testing.T, imp *roleConn) {
 		{"ensure topology again (update)", func(ctx context.Context) error { return ensureTopology(ctx, imp.js, 3) }},
 		{"create or update the durable consumer", func(ctx context.Context) error {
 			_, err := imp.js.CreateOrUpdateConsumer(ctx, streamSignups, consumerConfig())
+			return err
+		}},
+		{"create or update the lifecycle consumer", func(ctx context.Context) error {
+			_, err := imp.js.CreateOrUpdateConsumer(ctx, streamLifecycle, lifecycleConsumerConfig())
+			return err
+		}},
+		{"create or update the password consumer", func(ctx context.Context) error {
+			_, err := imp.js.CreateOrUpdateConsumer(ctx, streamPasswords, passwordConsumerConfig())
 			return err
 		}},
 		{"open the ledger and claims buckets", func(ctx context.Context) error {
@@ -447,6 +527,14 @@ func ingestSteps(ing *roleConn) []step {
 			_, err := publish(ctx, ing.js, "dlq.signups.v1.log_stream", streamDLQ, []byte(`{"invalid":true}`))
 			return err
 		}},
+		{"publish Event Streams updates and deletions and a Log Streams deletion", func(ctx context.Context) error {
+			for _, subj := range []string{"users.v1.updated.event_stream", "users.v1.deleted.event_stream", "users.v1.deleted.log_stream"} {
+				if _, err := publish(ctx, ing.js, subj, streamLifecycle, []byte(`{"type":"lifecycle"}`)); err != nil {
+					return fmt.Errorf("%s: %w", subj, err)
+				}
+			}
+			return nil
+		}},
 	}
 }
 
@@ -472,6 +560,30 @@ func runImporterWork(t *testing.T, imp *roleConn) {
 			}
 			if n == 0 {
 				return fmt.Errorf("fetched nothing: %v", batch.Error())
+			}
+			return nil
+		}},
+		{"lifecycle: fetch and ack, consumer info", func(ctx context.Context) error {
+			c, err := imp.js.Consumer(ctx, streamLifecycle, durableLifecycle)
+			if err != nil {
+				return err
+			}
+			if _, err := c.Info(ctx); err != nil {
+				return err
+			}
+			batch, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for m := range batch.Messages() {
+				if err := m.DoubleAck(ctx); err != nil {
+					return err
+				}
+				n++
+			}
+			if n == 0 {
+				return fmt.Errorf("fetched no lifecycle event: %v", batch.Error())
 			}
 			return nil
 		}},
@@ -613,6 +725,18 @@ func exchangeSteps(exc *roleConn) []step {
 		}},
 		{"watch the ledger under flow control", func(ctx context.Context) error {
 			return watchAll(ctx, exc.js, largeEntries)
+		}},
+		{"record a password migration in the ledger (create, update by revision)", func(ctx context.Context) error {
+			kv, err := exc.js.KeyValue(ctx, bucketLedger)
+			if err != nil {
+				return err
+			}
+			rev, err := kv.Create(ctx, "u_lazy_exchange", []byte(`{"outcome":"skipped"}`))
+			if err != nil {
+				return err
+			}
+			_, err = kv.Update(ctx, "u_lazy_exchange", []byte(`{"outcome":"imported","reason":"lazy_password"}`), rev)
+			return err
 		}},
 	}
 }
@@ -785,12 +909,15 @@ func refusals(c map[string]*roleConn) []refusal {
 		{"ingest", "read the ledger", "$JS.API.DIRECT.GET.KV_SIGNUPS_LEDGER.$KV.SIGNUPS_LEDGER.u_check", api(ing, "$JS.API.DIRECT.GET.KV_SIGNUPS_LEDGER.$KV.SIGNUPS_LEDGER.u_check", "")},
 		{"ingest", "publish as another source", "signups.v1.replay", pub(ing, "signups.v1.replay")},
 		{"ingest", "dead-letter another source", "dlq.signups.v1.action", pub(ing, "dlq.signups.v1.action")},
+		{"ingest", "publish a password hash", "passwords.v1.hash_export", pub(ing, "passwords.v1.hash_export")},
 		// exchange: the other internet-facing role.
-		{"exchange", "write the ledger", "$KV.SIGNUPS_LEDGER.u_evil", pub(exc, "$KV.SIGNUPS_LEDGER.u_evil")},
+		{"exchange", "write a claim", "$KV.SIGNUPS_CLAIMS.c_evil", pub(exc, "$KV.SIGNUPS_CLAIMS.c_evil")},
 		{"exchange", "purge SIGNUPS", "$JS.API.STREAM.PURGE.SIGNUPS", api(exc, "$JS.API.STREAM.PURGE.SIGNUPS", "")},
 		{"exchange", "read signups", "$JS.API.STREAM.MSG.GET.SIGNUPS", api(exc, "$JS.API.STREAM.MSG.GET.SIGNUPS", `{"seq":1}`)},
 		{"exchange", "publish as ingest", "signups.v1.action", pub(exc, "signups.v1.action")},
 		{"exchange", "subscribe to the importer's inbox", "_INBOX.>", sub(exc, "_INBOX.>")},
+		{"exchange", "read password hashes", "$JS.API.STREAM.MSG.GET.PASSWORDS", api(exc, "$JS.API.STREAM.MSG.GET.PASSWORDS", `{"seq":1}`)},
+		{"reconcile", "read password hashes back", "$JS.API.CONSUMER.CREATE.PASSWORDS", api(rec, "$JS.API.CONSUMER.CREATE.PASSWORDS", `{"stream_name":"PASSWORDS","config":{}}`)},
 		// importer.
 		{"importer", "purge SIGNUPS", "$JS.API.STREAM.PURGE.SIGNUPS", api(imp, "$JS.API.STREAM.PURGE.SIGNUPS", "")},
 		{"importer", "purge SIGNUPS_DLQ", "$JS.API.STREAM.PURGE.SIGNUPS_DLQ", api(imp, "$JS.API.STREAM.PURGE.SIGNUPS_DLQ", "")},

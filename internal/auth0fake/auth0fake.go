@@ -4,7 +4,9 @@
 //
 // It answers, in Auth0's documented shapes:
 //
-//   - POST /oauth/token (client credentials; form, JSON or HTTP Basic),
+//   - POST /oauth/token (client credentials; form, JSON or HTTP Basic), and
+//     the Authentication API's password-realm grant with ID tokens whose
+//     keys GET /.well-known/jwks.json serves (oauth.go),
 //   - GET /api/v2/users/{id}, GET /api/v2/users (q with a subset of Lucene,
 //     sort, page, per_page, include_totals, fields) and
 //     GET /api/v2/users-by-email,
@@ -34,6 +36,7 @@ package auth0fake
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,6 +90,9 @@ type config struct {
 	rateWindow, tokenTTL, linkTTL time.Duration
 	exportPolls                   int
 	indexLag                      time.Duration
+	// ID tokens of the password grant (oauth.go).
+	idIssuer, idKID string
+	idKey           *rsa.PrivateKey
 }
 
 // Option configures a [Server].
@@ -145,6 +151,7 @@ type Server struct {
 	winUsed  int
 	failCode int
 	failN    int
+	pw       *passwordState // the password grant (oauth.go)
 }
 
 // New starts a fake and stops it when the test ends.
@@ -165,6 +172,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		t: t, cfg: cfg,
 		tokens: map[string]time.Time{}, jobs: map[string]*job{}, links: map[string]link{},
 		requests: map[string]int{}, indexed: map[string]time.Time{}, streams: map[string]*stream{},
+		pw: newPasswordState(),
 	}
 	mux := http.NewServeMux()
 	s.route(mux, RouteToken, false, s.handleToken)
@@ -177,6 +185,10 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.route(mux, RouteGetDelivery, true, s.handleGetDelivery)
 	s.route(mux, RouteRedeliver, true, s.handleRedeliver)
 	s.route(mux, RouteRedeliverMany, true, s.handleRedeliverMany)
+	mux.HandleFunc(RouteJWKS, func(w http.ResponseWriter, r *http.Request) {
+		s.count(RouteJWKS)
+		s.handleJWKS(w, r)
+	})
 	mux.HandleFunc(RouteDownload, func(w http.ResponseWriter, r *http.Request) {
 		s.count(RouteDownload)
 		s.handleDownload(w, r)
@@ -332,27 +344,13 @@ func (s *Server) authenticate(header string, now time.Time) string {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	var p struct {
-		GrantType    string `json:"grant_type"`
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-		Audience     string `json:"audience"`
+	p, ok := parseTokenRequest(w, r)
+	if !ok {
+		return
 	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
-			oauthError(w, http.StatusBadRequest, "invalid_request", "Invalid JSON body")
-			return
-		}
-	} else {
-		if err := r.ParseForm(); err != nil {
-			oauthError(w, http.StatusBadRequest, "invalid_request", "Invalid form body")
-			return
-		}
-		p.GrantType, p.ClientID = r.PostForm.Get("grant_type"), r.PostForm.Get("client_id")
-		p.ClientSecret, p.Audience = r.PostForm.Get("client_secret"), r.PostForm.Get("audience")
-	}
-	if id, secret, ok := r.BasicAuth(); ok {
-		p.ClientID, p.ClientSecret = id, secret
+	if p.GrantType == GrantPasswordRealm {
+		s.handlePasswordRealm(w, r, p)
+		return
 	}
 	switch {
 	case p.GrantType != "client_credentials":

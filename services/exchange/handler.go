@@ -88,6 +88,8 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathExchange, otelhttp.NewHandler(http.HandlerFunc(s.handleExchange), "POST "+PathExchange,
 		otelhttp.WithTracerProvider(s.tracerProv), otelhttp.WithPropagators(s.prop)))
+	mux.Handle(PathPassword, otelhttp.NewHandler(http.HandlerFunc(s.handlePassword), "POST "+PathPassword,
+		otelhttp.WithTracerProvider(s.tracerProv), otelhttp.WithPropagators(s.prop)))
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	return mux
 }

@@ -60,7 +60,12 @@ func testConfig(iss *exchangetest.Issuer, fake *auth0fake.Server) exchange.Confi
 func newEnv(t testing.TB, configure func(*exchange.Config), wrap ...func(*exchange.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{t: t, clk: newClock(), iss: exchangetest.NewIssuer(t, audience), auth0: auth0fake.New(t), logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
+	iss := exchangetest.NewIssuer(t, audience)
+	// The fake's password grant signs ID tokens with the issuer's key, so
+	// the exchange verifies them against the JWKS it already trusts.
+	key := iss.Current()
+	fake := auth0fake.New(t, auth0fake.WithIDTokenSigner(iss.URL(), key.ID, key.Private))
+	e := &env{t: t, clk: newClock(), iss: iss, auth0: fake, logs: &testenv.Buffer{}, reg: prometheus.NewRegistry()}
 	_, e.js = testenv.StartNATS(t).Connect()
 	testenv.Ensure(t, e.js)
 	kv, err := e.js.KeyValue(ctx, events.BucketLedger)

@@ -81,11 +81,20 @@ func (l *keyedLimiter) len() int {
 // holds one, else the connection's remote address. IPv6 addresses count
 // per /64, the smallest block one subscriber usually gets.
 func clientKey(r *http.Request, header string) string {
+	addr, ok := clientAddr(r, header)
+	if !ok {
+		return r.RemoteAddr
+	}
+	return addrKey(addr)
+}
+
+// clientAddr is the caller's address as clientKey reads it, whole.
+func clientAddr(r *http.Request, header string) (netip.Addr, bool) {
 	if header != "" {
 		if vals := r.Header.Values(header); len(vals) > 0 {
 			parts := strings.Split(vals[len(vals)-1], ",")
 			if addr, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
-				return addrKey(addr)
+				return addr.Unmap().WithZone(""), true
 			}
 		}
 	}
@@ -95,9 +104,9 @@ func clientKey(r *http.Request, header string) string {
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
-		return host
+		return netip.Addr{}, false
 	}
-	return addrKey(addr)
+	return addr.Unmap().WithZone(""), true
 }
 
 func addrKey(addr netip.Addr) string {

@@ -15,6 +15,8 @@ type Metrics struct {
 	resolved  *prometheus.CounterVec
 	checks    *prometheus.CounterVec
 	jwks      *prometheus.CounterVec
+	passwords *prometheus.CounterVec
+	pwTime    *prometheus.HistogramVec
 }
 
 // NewMetrics creates the collectors and registers them with reg; a nil reg
@@ -43,9 +45,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "signupsync", Subsystem: "exchange", Name: "jwks_fetches_total",
 			Help: "JWKS fetch decisions: ok, error, throttled (unknown kid inside the refresh interval).",
 		}, []string{"result"}),
+		passwords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "password_requests_total",
+			Help: "Password fallback requests (POST /v1/session/password) by result (ok, invalid_credentials, login_blocked, mfa_required, login_denied, rate_limited, account_exists, email_in_use, password_rejected, account_not_found, identity_mismatch, unavailable, internal_error, invalid_body, body_too_large, unsupported_media_type, password_fallback_disabled, method_not_allowed, cancelled).",
+		}, []string{"result"}),
+		pwTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "password_duration_seconds",
+			Help:    "Password fallback latency by result (the Auth0 password grant included).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.checks, m.jwks} {
+		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.checks, m.jwks, m.passwords, m.pwTime} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register exchange metrics: %w", err)
 			}
@@ -64,3 +75,8 @@ func (m *Metrics) resolvedVia(via string) { m.resolved.WithLabelValues(via).Inc(
 func (m *Metrics) checkFailed(reason, via string) { m.checks.WithLabelValues(reason, via).Inc() }
 
 func (m *Metrics) jwksFetch(result string) { m.jwks.WithLabelValues(result).Inc() }
+
+func (m *Metrics) password(result string, d time.Duration) {
+	m.passwords.WithLabelValues(result).Inc()
+	m.pwTime.WithLabelValues(result).Observe(d.Seconds())
+}

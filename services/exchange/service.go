@@ -13,9 +13,18 @@
 // eligible but not imported yet is imported on the spot through the
 // importer's own code path: the exchange publishes the signup (read from
 // the Auth0 Management API) like the reconciler does, with the same
-// Nats-Msg-Id, and waits for the importer's ledger entry. The exchange
-// never writes to Firebase itself, so mapping and idempotency stay in one
-// place.
+// Nats-Msg-Id, and waits for the importer's ledger entry. The token
+// exchange never writes to Firebase itself, so mapping and idempotency stay
+// in one place.
+//
+// POST /v1/session/password (password.go, off unless Config.Password.Enabled)
+// is the migration on next login for database users the password-hash
+// export does not cover: the app sends the email and password its Firebase
+// sign-in refused; Auth0's password-realm grant checks them, and the
+// exchange creates the Firebase account with that password (CreateUser,
+// which refuses a duplicate uid or email in production too, so concurrent
+// requests make one account), records it in the ledger and answers a custom
+// token. It is the only place the exchange writes accounts.
 package exchange
 
 import (
@@ -90,6 +99,9 @@ type Config struct {
 	// address (X-Forwarded-For, Fly-Client-IP, …); its last value is used.
 	// Empty means the connection's address.
 	ClientIPHeader string
+	// Password configures the password fallback (password.go); off unless
+	// Password.Enabled.
+	Password PasswordConfig
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -118,6 +130,7 @@ func DefaultConfig() Config {
 		IPRate:              120,
 		IPBurst:             60,
 		LimiterKeys:         100_000,
+		Password:            DefaultPasswordConfig(),
 		ReadHeaderTimeout:   5 * time.Second,
 		ReadTimeout:         10 * time.Second,
 		WriteTimeout:        45 * time.Second, // above ImportWait + 7 CallTimeouts
@@ -176,6 +189,9 @@ func (c Config) Validate() error {
 	if c.LimiterKeys < 1 {
 		errs = append(errs, errors.New("limiter keys must be positive"))
 	}
+	if err := c.Password.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("HTTP read-header, read and write timeouts must be positive"))
 	}
@@ -211,8 +227,8 @@ func (c Config) VerifierConfig() VerifierConfig {
 }
 
 // Firebase is the part of the Firebase Auth client the exchange uses:
-// look-ups and minting. It never creates accounts. *auth.Client satisfies
-// it.
+// look-ups and minting. The password fallback's writes are [Accounts].
+// *auth.Client satisfies it.
 type Firebase interface {
 	GetUsers(ctx context.Context, ids []auth.UserIdentifier) (*auth.GetUsersResult, error)
 	CustomTokenWithClaims(ctx context.Context, uid string, claims map[string]any) (string, error)
@@ -245,6 +261,10 @@ type Deps struct {
 	// means events.SocialProviders(), as the importer uses.
 	Providers map[string]string
 	Now       func() time.Time
+	// Accounts creates accounts for the password fallback; nil means
+	// Firebase, when it implements Accounts. Needed only with
+	// Config.Password.Enabled.
+	Accounts Accounts
 }
 
 // Service is the exchange HTTP handler set. It is safe for concurrent use.
@@ -266,6 +286,7 @@ type Service struct {
 	bySubject  *keyedLimiter
 	byIP       *keyedLimiter
 	flight     singleflight.Group
+	pw         *passwordDeps // nil: the password fallback is off
 }
 
 // New checks cfg and deps, opens the ledger bucket (created by
@@ -315,6 +336,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("ledger bucket: %w", err)
 	}
 	s.ledger = kv
+	if err := s.setupPassword(deps); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

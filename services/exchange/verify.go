@@ -153,38 +153,45 @@ func (v *Verifier) Warm(ctx context.Context) error { return v.keys.warm(ctx) }
 // keys could be fetched. Claims are looked at only after the signature
 // verified, so an unsigned token learns nothing about them.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
+	c, _, err := v.verify(ctx, raw)
+	return c, err
+}
+
+// verify is Verify that also returns the token, for claims beyond Claims
+// (the ID tokens of the password fallback carry email and email_verified).
+func (v *Verifier) verify(ctx context.Context, raw string) (Claims, jwt.Token, error) {
 	if raw == "" {
-		return Claims{}, ErrMissingToken
+		return Claims{}, nil, ErrMissingToken
 	}
 	if len(raw) > maxTokenBytes || strings.Count(raw, ".") != 2 {
-		return Claims{}, fmt.Errorf("%w: not a compact JWS", ErrMalformedToken)
+		return Claims{}, nil, fmt.Errorf("%w: not a compact JWS", ErrMalformedToken)
 	}
 	msg, err := jws.Parse([]byte(raw), jws.WithCompact())
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrMalformedToken, err)
+		return Claims{}, nil, fmt.Errorf("%w: %v", ErrMalformedToken, err)
 	}
 	sigs := msg.Signatures()
 	if len(sigs) != 1 {
-		return Claims{}, fmt.Errorf("%w: %d signatures", ErrMalformedToken, len(sigs))
+		return Claims{}, nil, fmt.Errorf("%w: %d signatures", ErrMalformedToken, len(sigs))
 	}
 	h := sigs[0].ProtectedHeaders()
 	if alg := h.Algorithm(); alg != allowedAlg {
-		return Claims{}, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(alg.String(), 16))
+		return Claims{}, nil, fmt.Errorf("%w: %q", ErrAlgorithm, truncate(alg.String(), 16))
 	}
 	if len(h.Critical()) > 0 {
-		return Claims{}, fmt.Errorf("%w: crit header", ErrMalformedToken)
+		return Claims{}, nil, fmt.Errorf("%w: crit header", ErrMalformedToken)
 	}
 	key, err := v.keys.key(ctx, h.KeyID())
 	if err != nil {
-		return Claims{}, err
+		return Claims{}, nil, err
 	}
 	payload, err := jws.Verify([]byte(raw), jws.WithCompact(), jws.WithKey(allowedAlg, key))
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrSignature, err)
+		return Claims{}, nil, fmt.Errorf("%w: %v", ErrSignature, err)
 	}
 	tok, err := jwt.Parse(payload, jwt.WithVerify(false), jwt.WithValidate(false))
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: claims: %v", ErrMalformedToken, err)
+		return Claims{}, nil, fmt.Errorf("%w: claims: %v", ErrMalformedToken, err)
 	}
 	now := v.now()
 	err = jwt.Validate(tok,
@@ -196,37 +203,37 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 		jwt.WithAudience(v.cfg.Audience),
 	)
 	if err != nil {
-		return Claims{}, validationError(err)
+		return Claims{}, nil, validationError(err)
 	}
 	c := Claims{Subject: tok.Subject(), IssuedAt: tok.IssuedAt(), ExpiresAt: tok.Expiration()}
 	if at, ok := tok.Get("auth_time"); ok {
 		t, err := numericDate(at)
 		if err != nil {
-			return Claims{}, fmt.Errorf("%w: auth_time: %v", ErrMalformedToken, err)
+			return Claims{}, nil, fmt.Errorf("%w: auth_time: %v", ErrMalformedToken, err)
 		}
 		c.AuthTime = t
 	}
 	// The Auth0 user id is provider|id; client-credentials tokens carry
 	// "<client>@clients" and are not a person.
 	if !strings.Contains(c.Subject, "|") || len(c.Subject) > 256 {
-		return Claims{}, ErrSubject
+		return Claims{}, nil, ErrSubject
 	}
 	ref := c.AuthTime
 	if ref.IsZero() {
 		ref = c.IssuedAt
 	}
 	if ref.IsZero() {
-		return Claims{}, fmt.Errorf("%w: neither auth_time nor iat", ErrMissingClaim)
+		return Claims{}, nil, fmt.Errorf("%w: neither auth_time nor iat", ErrMissingClaim)
 	}
 	// A sign-in in the future would pass the age check below for as long
 	// as it lies ahead plus MaxTokenAge; jwx checks iat but not auth_time.
 	if ahead := ref.Sub(now); ahead > v.cfg.ClockSkew {
-		return Claims{}, fmt.Errorf("%w: sign-in time %s ahead", ErrNotYetValid, ahead.Truncate(time.Second))
+		return Claims{}, nil, fmt.Errorf("%w: sign-in time %s ahead", ErrNotYetValid, ahead.Truncate(time.Second))
 	}
 	if age := now.Sub(ref); age > v.cfg.MaxTokenAge+v.cfg.ClockSkew {
-		return Claims{}, fmt.Errorf("%w: %s old", ErrTooOld, age.Truncate(time.Second))
+		return Claims{}, nil, fmt.Errorf("%w: %s old", ErrTooOld, age.Truncate(time.Second))
 	}
-	return c, nil
+	return c, tok, nil
 }
 
 // validationError maps jwx's validation errors to ours.

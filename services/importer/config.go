@@ -89,6 +89,9 @@ type Config struct {
 	// user is not looked up or imported again before it passes. It must be
 	// shorter than the claim TTL minus AckWait.
 	AmbiguousWait time.Duration
+	// Lifecycle configures the consumer of Auth0 deletions and profile
+	// changes (lifecycle.go).
+	Lifecycle LifecycleConfig
 }
 
 // DefaultConfig returns defaults suited to production Firebase.
@@ -107,6 +110,7 @@ func DefaultConfig() Config {
 		Concurrency:     16,
 		DeferDelay:      500 * time.Millisecond,
 		AmbiguousWait:   time.Minute,
+		Lifecycle:       DefaultLifecycleConfig(),
 	}
 }
 
@@ -156,6 +160,11 @@ func (c Config) Validate() error {
 	}
 	if c.AmbiguousWait < c.FirebaseTimeout {
 		errs = append(errs, errors.New("--ambiguous-import-wait (SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT) must not be shorter than --firebase-timeout"))
+	}
+	if c.Lifecycle.Enabled {
+		if err := c.Lifecycle.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

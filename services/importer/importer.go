@@ -60,6 +60,9 @@ type Deps struct {
 	// means events.SocialProviders().
 	Providers map[string]string
 	Now       func() time.Time
+	// Deleter deletes Firebase accounts for the lifecycle consumer
+	// (lifecycle.go); nil means Accounts when it can (*auth.Client does).
+	Deleter AccountDeleter
 }
 
 // Importer is the importer role. Run it once; it is safe to run several
@@ -68,6 +71,7 @@ type Importer struct {
 	cfg       Config
 	js        jetstream.JetStream
 	cons      jetstream.Consumer
+	pwCons    jetstream.Consumer // PASSWORDS (passwords.go)
 	ledger    *ledger
 	claims    jetstream.KeyValue
 	accounts  Accounts
@@ -80,6 +84,8 @@ type Importer struct {
 	providers map[string]string
 	now       func() time.Time
 	probing   sync.Mutex
+	// lc is the lifecycle consumer (lifecycle.go); nil when off.
+	lc *lifecycle
 }
 
 // New checks cfg, creates or updates the durable consumer and opens the
@@ -136,7 +142,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 			events.BucketClaims, st.TTL(), cfg.Delivery.AckWait, cfg.AmbiguousWait)
 	}
 	im.cons, im.ledger, im.claims = cons, &ledger{kv: kv}, claims
+	if im.pwCons, err = deps.JetStream.CreateOrUpdateConsumer(ctx, events.StreamPasswords, cfg.Delivery.PasswordConsumerConfig()); err != nil {
+		return nil, fmt.Errorf("importer password consumer: %w", err)
+	}
 	im.guard = newGuard(cfg, deps.Logger, im.metrics)
+	if err := im.setupLifecycle(ctx, deps); err != nil {
+		return nil, err
+	}
 	if deps.Registerer != nil {
 		if err := deps.Registerer.Register(newLagCollector(deps.JetStream, cons)); err != nil {
 			return nil, fmt.Errorf("register lag collector: %w", err)
@@ -163,6 +175,8 @@ func (im *Importer) Run(ctx context.Context) error {
 			im.worker(ctx)
 		}()
 	}
+	im.startPasswordWorkers(ctx, &wg) // passwords.go
+	im.runLifecycle(ctx, &wg)
 	wg.Wait()
 	im.log.InfoContext(ctx, "importer stopped")
 	return nil
@@ -274,6 +288,8 @@ type item struct {
 	release bool
 	// read is the user's ledger entry as read at the start of the batch.
 	read *ledgerRead
+	// pw is set on a message of the password-hash export (passwords.go).
+	pw *passwordItem
 
 	decision decision
 	outcome  events.Outcome
@@ -443,6 +459,10 @@ func (im *Importer) checkLedger(ctx context.Context, items []*item) {
 			it.retry(err, 0)
 		case found && e.Outcome.Final():
 			it.settle(events.OutcomeAlreadyPresent, events.ReasonLedger, e.FirebaseUID, "")
+		case found && e.Outcome == events.OutcomeDeleted:
+			// Deleted in Auth0 before this copy arrived (lifecycle.go):
+			// never created afterwards.
+			it.settle(events.OutcomeSkipped, events.ReasonDeletedInAuth0, "", "")
 		}
 	})
 }

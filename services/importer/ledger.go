@@ -80,7 +80,7 @@ func merge(e events.LedgerEntry, found bool, u ledgerUpdate) events.LedgerEntry 
 	}
 	e.Deliveries += u.deliveries
 	e.LastSeen = u.at
-	if !found || e.Outcome.SupersededBy(u.outcome) {
+	if !found || e.SupersededBy(u.outcome, u.reason) {
 		e.Outcome, e.Reason, e.Detail = u.outcome, u.reason, u.detail
 		if u.firebaseUID != "" || !u.outcome.Final() {
 			e.FirebaseUID = u.firebaseUID

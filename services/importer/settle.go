@@ -23,10 +23,23 @@ func (im *Importer) finish(ctx context.Context, it *item) {
 	}()
 	switch it.decision {
 	case settle:
-		if err := im.recordLedger(ctx, it, it.outcome, it.reason, it.detail, it.fbUID); err != nil {
+		le, err := im.recordLedger(ctx, it, it.outcome, it.reason, it.detail, it.fbUID)
+		if err != nil {
 			it.retry(err, 0)
 			im.retryAll(ctx, group)
 			return
+		}
+		// The user was deleted in Auth0 while this import ran (lifecycle.go).
+		if le.Outcome == events.OutcomeDeleted && (it.outcome == events.OutcomeImported || le.Lifecycle != nil && le.Lifecycle.OrphanUID != "") {
+			uid := it.fbUID
+			if le.Lifecycle != nil && le.Lifecycle.OrphanUID != "" {
+				uid = le.Lifecycle.OrphanUID
+			}
+			if !im.undoLateImport(ctx, it.ev.Subject, uid, nil) {
+				it.retry(errors.New("account imported after its user was deleted not deleted yet"), 0)
+				im.retryAll(ctx, group)
+				return
+			}
 		}
 		it.release = true
 		for i, g := range group {
@@ -89,7 +102,7 @@ func (im *Importer) retryAll(ctx context.Context, group []*item) {
 // the outcome, and terminates every message of the group.
 func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason string, cause error) {
 	it := group[0]
-	if err := deadLetter(ctx, im.js, it.msg, it.meta, reason, cause, im.now()); err != nil {
+	if err := im.writeDeadLetter(ctx, it, reason, cause); err != nil {
 		// The copy is not durable: keep the original for a later attempt.
 		// The consumer's server-side MaxDeliver is unlimited, so the server
 		// delivers it again even past the importer's own limit.
@@ -105,7 +118,7 @@ func (im *Importer) deadLetterGroup(ctx context.Context, group []*item, reason s
 	// ambiguity mark until the horizon passes, dead letter or not.
 	it.release = !it.ambiguous
 	if it.ev.Subject != "" {
-		if err := im.recordLedger(ctx, it, events.OutcomeDeadLettered, reason, errText(cause), ""); err != nil {
+		if _, err := im.recordLedger(ctx, it, events.OutcomeDeadLettered, reason, errText(cause), ""); err != nil {
 			im.log.WarnContext(it.ctx, "ledger not updated for dead letter", "err", err)
 		}
 	}
@@ -133,20 +146,19 @@ func (im *Importer) ack(g *item, o events.Outcome, reason string) {
 	im.metrics.outcome(o, reason)
 }
 
-func (im *Importer) recordLedger(ctx context.Context, it *item, o events.Outcome, reason, detail, fbUID string) error {
-	srcs := []events.Source{it.ev.EventSource()}
+func (im *Importer) recordLedger(ctx context.Context, it *item, o events.Outcome, reason, detail, fbUID string) (events.LedgerEntry, error) {
+	srcs := []events.Source{it.source()}
 	for _, d := range it.dups {
-		srcs = append(srcs, d.ev.EventSource())
+		srcs = append(srcs, d.source())
 	}
 	traceID := ""
 	if sc := it.span.SpanContext(); sc.HasTraceID() {
 		traceID = sc.TraceID().String()
 	}
-	_, err := im.ledger.record(ctx, ledgerUpdate{
+	return im.ledger.record(ctx, ledgerUpdate{
 		read: it.read, userID: it.ev.Subject, outcome: o, reason: reason, detail: detail, firebaseUID: fbUID,
 		sources: srcs, deliveries: 1 + len(it.dups), traceID: traceID, at: im.now(),
 	})
-	return err
 }
 
 func (im *Importer) logOutcome(it *item, level slog.Level) {

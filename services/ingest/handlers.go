@@ -209,6 +209,9 @@ type batchAccepted struct {
 	// DeadLettered counts the Log Streams signup entries kept in
 	// SIGNUPS_DLQ because they were invalid.
 	DeadLettered int `json:"dead_lettered,omitempty"`
+	// Lifecycle lists the deletions and profile changes stored
+	// (events.LifecycleSubject).
+	Lifecycle []accepted `json:"lifecycle,omitempty"`
 }
 
 func (s *Service) handleAction(w http.ResponseWriter, r *http.Request) {
@@ -276,6 +279,7 @@ func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
 		list = []any{v}
 	}
 	var signups []events.SignupData
+	var lifecycle []events.LifecycleData
 	ignored := 0
 	for i, item := range list {
 		if err := s.schemas.Validate(schemas.Auth0EventStream, item); err != nil {
@@ -289,6 +293,18 @@ func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
 			ignored++
 			s.metrics.ignoredEvent(receiverEventStream, typeTestDelivery)
 			s.log.InfoContext(r.Context(), "event stream test delivery acknowledged", "event_type", eventTypeLabel(str(ev, "type")))
+			continue
+		}
+		if d, ok := events.EventStreamLifecycle(ev, s.cfg.Tenant); ok {
+			if d.At.IsZero() {
+				at := "/time"
+				if len(list) > 1 {
+					at = "/" + strconv.Itoa(i) + at
+				}
+				s.fail(w, r, receiverEventStream, http.StatusBadRequest, badRequest(at, "a %s event needs a time (time, data.object.updated_at or deleted_at)", str(ev, "type")))
+				return
+			}
+			lifecycle = append(lifecycle, d)
 			continue
 		}
 		if str(ev, "type") != "user.created" {
@@ -311,7 +327,7 @@ func (s *Service) handleEventStream(w http.ResponseWriter, r *http.Request) {
 		s.storeOne(w, r, receiverEventStream, events.SourceEventStream, signups[0])
 		return
 	}
-	s.storeMany(w, r, receiverEventStream, events.SourceEventStream, signups, ignored)
+	s.storeMany(w, r, receiverEventStream, events.SourceEventStream, signups, lifecycle, ignored)
 }
 
 func (s *Service) handleLogStream(w http.ResponseWriter, r *http.Request) {
@@ -382,7 +398,7 @@ func (s *Service) storeOne(w http.ResponseWriter, r *http.Request, receiver stri
 // storeMany publishes every signup of a batch and answers 202 only when all
 // are durable; on any failure it answers 503 so the sender retries the whole
 // batch, whose stored part the duplicate window then absorbs.
-func (s *Service) storeMany(w http.ResponseWriter, r *http.Request, receiver string, src events.Source, list []events.SignupData, ignored int) {
+func (s *Service) storeMany(w http.ResponseWriter, r *http.Request, receiver string, src events.Source, list []events.SignupData, lifecycle []events.LifecycleData, ignored int) {
 	out := batchAccepted{Signups: make([]accepted, 0, len(list)), Ignored: ignored}
 	for _, d := range list {
 		id, dup, err := s.publish(r.Context(), src, d)
@@ -392,14 +408,20 @@ func (s *Service) storeMany(w http.ResponseWriter, r *http.Request, receiver str
 		}
 		out.Signups = append(out.Signups, accepted{ID: id, Duplicate: dup})
 	}
-	s.log.InfoContext(r.Context(), "batch accepted", "receiver", receiver, "signups", len(out.Signups), "ignored", ignored)
+	lc, err := s.storeLifecycle(r.Context(), src, lifecycle)
+	if err != nil {
+		s.fail(w, r, receiver, publishStatus(err), err)
+		return
+	}
+	out.Lifecycle = lc
+	s.log.InfoContext(r.Context(), "batch accepted", "receiver", receiver, "signups", len(out.Signups), "lifecycle", len(lc), "ignored", ignored)
 	writeJSON(w, http.StatusAccepted, out)
 }
 
 // publishStatus is the answer to a failed publish: 400 for a signup that
 // events.NewMsg refuses (a client error, retrying cannot fix it), else 503.
 func publishStatus(err error) int {
-	if errors.Is(err, events.ErrInvalidUser) {
+	if errors.Is(err, events.ErrInvalidUser) || errors.Is(err, events.ErrMalformedLifecycle) {
 		return http.StatusBadRequest
 	}
 	return http.StatusServiceUnavailable

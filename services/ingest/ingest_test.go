@@ -318,7 +318,8 @@ func TestStatusCodes(t *testing.T) {
 		{"event stream no auth", "POST", PathEventStream, func() http.Header { return bearer("") }, eventStreamBody("github|1"), false, 401, ""},
 		{"event stream wrong token", "POST", PathEventStream, func() http.Header { return bearer("Bearer nope") }, eventStreamBody("github|1"), false, 401, ""},
 		{"event stream wrong basic", "POST", PathEventStream, func() http.Header { return bearer("Basic " + basicValue("auth0:nope")) }, eventStreamBody("github|1"), false, 401, ""},
-		{"event stream other type ignored", "POST", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, []byte(`{"specversion":"1.0","id":"e1","type":"user.updated","source":"urn:auth0:acme","data":{}}`), false, 202, ""},
+		{"event stream other type ignored", "POST", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, []byte(`{"specversion":"1.0","id":"e1","type":"organization.updated","source":"urn:auth0:acme","data":{}}`), false, 202, ""},
+		{"event stream user.updated without user", "POST", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, []byte(`{"specversion":"1.0","id":"e1","type":"user.updated","source":"urn:auth0:acme","data":{}}`), false, 400, "/data"},
 		{"event stream user.created without user", "POST", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, []byte(`{"specversion":"1.0","id":"e1","type":"user.created","source":"urn:auth0:acme","data":{}}`), false, 400, "/data"},
 		{"event stream GET", "GET", PathEventStream, func() http.Header { return bearer("Bearer " + eventToken) }, nil, false, 405, ""},
 		{"log stream wrong token", "POST", PathLogStream, func() http.Header { return bearer("Bearer nope") }, logStreamBody("github|1"), false, 401, ""},
@@ -452,7 +453,7 @@ func TestInventedEventTypesDoNotGrowTheSeriesCount(t *testing.T) {
 	}
 	// Known types first: their series exist from the start.
 	post(PathLogStream, logToken, `[{"log_id":"k1","data":{"type":"s"}},{"log_id":"k2","data":{"type":"other"}}]`)
-	post(PathEventStream, "Bearer "+eventToken, `{"specversion":"1.0","id":"k3","type":"user.updated","source":"urn:auth0:acme"}`)
+	post(PathEventStream, "Bearer "+eventToken, `{"specversion":"1.0","id":"k3","type":"organization.updated","source":"urn:auth0:acme"}`)
 	before := series()
 	const n, perRequest = 10000, 100
 	for i := 0; i < n; i += perRequest {

@@ -30,6 +30,9 @@ import (
 //     the count in details.prompts[].stats.loginsCount; deliveries also
 //     carry details.stats.loginsCount. An entry is a first login when at
 //     least one count is present and every count present is 1;
+//   - sdu and du (Successful User Deletion, Deleted User) are a user
+//     deletion, published as a lifecycle event (events.LogLifecycle) with
+//     the entry's date as its time;
 //   - every other entry is counted by type (the label from knownTypes,
 //     "other" for the rest) and not validated further, whatever its type's
 //     length or its other fields.
@@ -52,6 +55,7 @@ const (
 	logIgnored logEntryKind = iota
 	logSignup
 	logFirstLogin
+	logDeletion
 )
 
 // firstLoginTypes are the successful-login log types whose details carry a
@@ -66,6 +70,8 @@ func classifyLogEntry(typ string, data map[string]any) logEntryKind {
 		return logSignup
 	case firstLoginTypes[typ] && isFirstLogin(obj(data, "details")):
 		return logFirstLogin
+	case events.IsLogDeletion(typ):
+		return logDeletion
 	}
 	return logIgnored
 }
@@ -113,8 +119,10 @@ type invalidEntry struct {
 type logBatch struct {
 	entries int
 	signups []events.SignupData
-	invalid []invalidEntry
-	ignored map[string]int // by type label, so at most len(knownTypes)+1 keys
+	// lifecycle holds the user deletions (sdu, du).
+	lifecycle []events.LifecycleData
+	invalid   []invalidEntry
+	ignored   map[string]int // by type label, so at most len(knownTypes)+1 keys
 }
 
 func (b *logBatch) ignoredTotal() int {
@@ -164,6 +172,8 @@ func (s *Service) decodeLogEntry(b *logBatch, i int, raw []byte) error {
 		b.ignored[eventTypeLabel(res.typ)]++
 	case res.field != "":
 		b.invalid = append(b.invalid, invalidEntry{index: i, raw: append([]byte(nil), raw...), field: res.field, reason: res.reason})
+	case res.kind == logDeletion:
+		b.lifecycle = append(b.lifecycle, res.lifecycle)
 	default:
 		b.signups = append(b.signups, res.signup)
 	}
@@ -177,6 +187,7 @@ type entryResult struct {
 	typ           string
 	kind          logEntryKind
 	signup        events.SignupData
+	lifecycle     events.LifecycleData
 	field, reason string
 }
 
@@ -204,6 +215,15 @@ func decodeEntry(set *schemas.Set, tenant string, raw []byte) (entryResult, erro
 			return entryResult{}, fmt.Errorf("%w: validate log entry: %w", errInternal, err)
 		}
 		res.field, res.reason = fe.Field, "does not match "+schemas.Auth0LogEvent
+		return res, nil
+	}
+	if res.kind == logDeletion {
+		d := events.LogLifecycle(data, tenant)
+		if d.At.IsZero() {
+			res.field, res.reason = "/data/date", "a deletion entry needs its date (RFC 3339)"
+		} else {
+			res.lifecycle = d
+		}
 		return res, nil
 	}
 	d := logStreamData(entry, tenant)
@@ -250,7 +270,7 @@ func (d *LogEntryDecoder) Signup(raw []byte) (events.SignupData, error) {
 	switch {
 	case err != nil:
 		return events.SignupData{}, err
-	case res.kind == logIgnored:
+	case res.kind == logIgnored, res.kind == logDeletion:
 		return events.SignupData{}, ErrNotASignup
 	case res.field != "":
 		return events.SignupData{}, &BadRequestError{Field: res.field, Reason: res.reason}
@@ -272,6 +292,12 @@ func (s *Service) storeLogBatch(w http.ResponseWriter, r *http.Request, b *logBa
 		}
 		out.Signups = append(out.Signups, accepted{ID: id, Duplicate: dup})
 	}
+	lc, err := s.storeLifecycle(ctx, events.SourceLogStream, b.lifecycle)
+	if err != nil {
+		s.fail(w, r, receiverLogStream, publishStatus(err), err)
+		return
+	}
+	out.Lifecycle = lc
 	for _, e := range b.invalid {
 		if err := s.deadLetterEntry(ctx, e); err != nil {
 			s.fail(w, r, receiverLogStream, http.StatusServiceUnavailable, err)
@@ -285,7 +311,7 @@ func (s *Service) storeLogBatch(w http.ResponseWriter, r *http.Request, b *logBa
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("signupsync.log_entries", b.entries),
 		attribute.Int("signupsync.dead_lettered", len(b.invalid)))
 	s.log.InfoContext(ctx, "batch accepted", "receiver", receiverLogStream, "entries", b.entries,
-		"signups", len(out.Signups), "ignored", out.Ignored, "dead_lettered", out.DeadLettered)
+		"signups", len(out.Signups), "lifecycle", len(out.Lifecycle), "ignored", out.Ignored, "dead_lettered", out.DeadLettered)
 	writeJSON(w, http.StatusAccepted, out)
 }
 

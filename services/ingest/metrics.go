@@ -18,6 +18,7 @@ type Metrics struct {
 	failed    *prometheus.CounterVec
 	ignored   *prometheus.CounterVec
 	dead      *prometheus.CounterVec
+	lifecycle *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg; a nil reg
@@ -49,9 +50,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "signupsync", Subsystem: "ingest", Name: "dead_letters_total",
 			Help: "Entries of an accepted batch kept in SIGNUPS_DLQ instead of published, by receiver and reason.",
 		}, []string{"receiver", "reason"}),
+		lifecycle: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "ingest", Name: "lifecycle_published_total",
+			Help: "User deletions and profile changes acknowledged by JetStream, by kind, source and whether JetStream found a duplicate.",
+		}, []string{"kind", "source", "duplicate"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.publishes, m.failed, m.ignored, m.dead)
+		reg.MustRegister(m.requests, m.duration, m.publishes, m.failed, m.ignored, m.dead, m.lifecycle)
 	}
 	return m
 }
@@ -66,6 +71,12 @@ func (m *Metrics) published(src events.Source, dup bool) {
 }
 
 func (m *Metrics) publishFailed(src events.Source) { m.failed.WithLabelValues(string(src)).Inc() }
+
+// lifecyclePublished counts a stored lifecycle event; kind and src are
+// events constants, never input.
+func (m *Metrics) lifecyclePublished(kind events.LifecycleKind, src events.Source, dup bool) {
+	m.lifecycle.WithLabelValues(string(kind), string(src), strconv.FormatBool(dup)).Inc()
+}
 
 // typeTestDelivery is the type label of an Event Streams test delivery.
 const typeTestDelivery = "test_delivery"
@@ -116,7 +127,7 @@ var knownTypes = func() map[string]struct{} {
 		"seacft", "feacft", "seccft", "feccft", "sertft", "fertft", "sepft", "fepft", "srrt", "fsa",
 		"sapi", "fapi", "mgmt_api_read", "api_limit", "limit_wc", "limit_sul", "limit_mu",
 		"gd_auth_succeed", "gd_auth_failed", "gd_send_sms", "gd_send_email", "gd_enrollment_complete",
-		"sui", "ublkdu", "pwd_leak", "cls", "cs", "fcpro", "depnote", "admin_update_launch",
+		"sui", "ublkdu", "pwd_leak", "sdu", "fdu", "cls", "cs", "fcpro", "depnote", "admin_update_launch",
 		// Log Streams: native social and silent logins, and the long type
 		// codes of newer features.
 		"sens", "fens", "ssa", "api_limit_warning", "actions_execution_failed",

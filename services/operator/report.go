@@ -75,6 +75,52 @@ type Report struct {
 	Offenders []Row `json:"offenders"`
 	// Verified counts the users Firebase holds exactly as expected.
 	Verified int `json:"verified"`
+	// Passwords counts the database-connection users by where their
+	// password stands.
+	Passwords PasswordCounts `json:"passwords"`
+}
+
+// PasswordCounts counts database-connection users: imported with the
+// bcrypt hash of Auth0's export (imported/password_hash), migrated when
+// they signed in (imported/lazy_password, the exchange's password
+// endpoint), still waiting (skipped/database_connection, or unknown to the
+// ledger), and the rest (conflicts, dead letters, other skips of the
+// password path: see Outcomes).
+type PasswordCounts struct {
+	ImportedWithHash int `json:"imported_with_hash"`
+	MigratedOnLogin  int `json:"migrated_on_login"`
+	Waiting          int `json:"waiting"`
+	Other            int `json:"other"`
+}
+
+// countPassword adds a database-connection user to c.
+func (c *PasswordCounts) count(le *events.LedgerEntry) {
+	switch {
+	case le == nil || le.Outcome == "" || le.Reason == events.ReasonDatabaseConnection:
+		c.Waiting++
+	case le.Outcome.Final() && le.Reason == events.ReasonPasswordHash:
+		c.ImportedWithHash++
+	case le.Outcome.Final() && le.Reason == events.ReasonLazyPassword:
+		c.MigratedOnLogin++
+	default:
+		c.Other++
+	}
+}
+
+// databaseUser reports whether a ledger entry (without a profile) is a
+// database-connection user's: its reason says so, or the password path
+// recorded it.
+func databaseUser(le *events.LedgerEntry) bool {
+	switch le.Reason {
+	case events.ReasonDatabaseConnection, events.ReasonPasswordHash, events.ReasonLazyPassword:
+		return true
+	}
+	for _, s := range le.Sources {
+		if s == events.SourceHashExport {
+			return true
+		}
+	}
+	return false
 }
 
 // Errors returned by [BuildReport] with the report when the verification
@@ -127,9 +173,15 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 			eligible = el.OK
 			email = d.Email
 			if el.Reason == events.ReasonDatabaseConnection {
-				rep.NeedPasswordExport = append(rep.NeedPasswordExport, row)
+				rep.Passwords.count(le)
+				if le == nil || le.Reason == events.ReasonDatabaseConnection {
+					rep.NeedPasswordExport = append(rep.NeedPasswordExport, row)
+				}
 			}
 		case le != nil:
+			if databaseUser(le) {
+				rep.Passwords.count(le)
+			}
 			eligible = le.Outcome.Final() || le.Outcome == events.OutcomeDeadLettered
 			if le.Reason == events.ReasonDatabaseConnection {
 				rep.NeedPasswordExport = append(rep.NeedPasswordExport, row)

@@ -41,12 +41,24 @@ func exchangeFlags(f *flags) func() exchange.Config {
 	ipRate := f.Int("exchange-ip-rate", "SIGNUPSYNC_EXCHANGE_IP_RATE", int(d.IPRate), "requests per minute per client address (IPv6: per /64)")
 	ipBurst := f.Int("exchange-ip-burst", "SIGNUPSYNC_EXCHANGE_IP_BURST", d.IPBurst, "burst of requests per client address")
 	ipHeader := f.String("exchange-client-ip-header", "SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER", "", "header a trusted proxy sets to the client address (e.g. X-Forwarded-For; last value used); empty: the connection's address")
+	p := d.Password
+	pwOn := f.Bool("password-fallback", "SIGNUPSYNC_PASSWORD_FALLBACK", false, "serve POST "+exchange.PathPassword+" (migration on next login: email and password checked with Auth0, Firebase account created with them); off answers 404")
+	pwConn := f.String("password-connection", "SIGNUPSYNC_PASSWORD_CONNECTION", "", "Auth0 database connection (realm) the password fallback checks passwords against")
+	pwClientID := f.String("password-client-id", "SIGNUPSYNC_PASSWORD_CLIENT_ID", "", "client id of the confidential Auth0 application with the Password grant and Trust Token Endpoint IP Header enabled")
+	pwClientSecret := f.Secret("password-client-secret", "SIGNUPSYNC_PASSWORD_CLIENT_SECRET", "client secret of that application")
+	pwEmailRate := f.Int("password-email-rate", "SIGNUPSYNC_PASSWORD_EMAIL_RATE", int(p.EmailRate), "password fallback attempts per minute per email")
+	pwEmailBurst := f.Int("password-email-burst", "SIGNUPSYNC_PASSWORD_EMAIL_BURST", p.EmailBurst, "burst of password fallback attempts per email")
+	pwIPRate := f.Int("password-ip-rate", "SIGNUPSYNC_PASSWORD_IP_RATE", int(p.IPRate), "password fallback requests per minute per client address (IPv6: per /64)")
+	pwIPBurst := f.Int("password-ip-burst", "SIGNUPSYNC_PASSWORD_IP_BURST", p.IPBurst, "burst of password fallback requests per client address")
 	return func() exchange.Config {
 		c := d
 		c.Addr, c.Issuer, c.Audience = *addr, *issuer, *audience
 		c.MaxTokenAge, c.ClockSkew, c.JWKSRefreshInterval, c.JWKSMaxAge, c.ImportWait = *maxAge, *skew, *refresh, *jwksAge, *wait
 		c.SubjectRate, c.SubjectBurst, c.IPRate, c.IPBurst = float64(*subRate), *subBurst, float64(*ipRate), *ipBurst
 		c.ClientIPHeader = *ipHeader
+		c.Password.Enabled, c.Password.Connection, c.Password.ClientID, c.Password.ClientSecret = *pwOn, *pwConn, *pwClientID, *pwClientSecret
+		c.Password.EmailRate, c.Password.EmailBurst = float64(*pwEmailRate), *pwEmailBurst
+		c.Password.IPRate, c.Password.IPBurst = float64(*pwIPRate), *pwIPBurst
 		return c
 	}
 }

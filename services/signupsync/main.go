@@ -86,6 +86,7 @@ var commands = []command{
 	{name: "status", summary: "show what happened to an Auth0 user (ledger entry)", run: runStatus},
 	{name: "export", summary: "create an Auth0 users export and download it", run: runExport},
 	{name: "backfill", summary: "publish every user of an Auth0 export file as a signup", run: runBackfill},
+	{name: "passwords", summary: "import database users with their bcrypt hash from Auth0's password-hash export", run: runPasswords},
 	{name: "reconcile", summary: "sweep the Auth0 Management API for signups no webhook reported; 'reconcile deliveries' recovers failed Event Streams deliveries", actions: []string{"deliveries"}, run: runReconcile},
 	{name: "dlq", summary: "list, show, replay or purge dead letters", actions: dlqActions, run: runDLQ},
 	{name: "report", summary: "the cutover report: outcomes, follow-ups, and a Firebase verification pass", run: runReport},

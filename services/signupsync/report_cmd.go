@@ -132,6 +132,8 @@ func printReport(e env, rep operator.Report, verified bool) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(e.stdout, "need the password-hash export: %d\nconflicts for manual review: %d\n", len(rep.NeedPasswordExport), len(rep.Conflicts))
+	fmt.Fprintf(e.stdout, "database users: %d imported with their password hash, %d migrated on login, %d still waiting, %d other\n",
+		rep.Passwords.ImportedWithHash, rep.Passwords.MigratedOnLogin, rep.Passwords.Waiting, rep.Passwords.Other)
 	if !verified {
 		fmt.Fprintln(e.stdout, "firebase verification: skipped")
 		return

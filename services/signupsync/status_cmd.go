@@ -15,7 +15,8 @@ import (
 )
 
 // runStatus prints the ledger entry of an Auth0 user: what happened to the
-// signup, the Firebase uid, the sources it came from and its trace id.
+// signup, the Firebase uid, the sources it came from, its trace id and its
+// lifecycle state (deletion, profile changes applied until cutover).
 // Exit status 3 means the ledger has no entry (not seen, or still pending).
 func runStatus(ctx context.Context, args []string, e env) error {
 	f := newFlags("status", e.getenv, e.stderr)
@@ -76,6 +77,22 @@ func runStatus(ctx context.Context, args []string, e env) error {
 		{"auth0 user", le.Auth0UserID}, {"outcome", string(le.Outcome)}, {"reason", le.Reason}, {"detail", le.Detail},
 		{"firebase uid", le.FirebaseUID}, {"sources", strings.Join(srcs, ", ")}, {"deliveries", fmt.Sprint(le.Deliveries)},
 		{"first seen", events.FormatTime(le.FirstSeen)}, {"last seen", events.FormatTime(le.LastSeen)}, {"trace id", le.TraceID},
+	}
+	if lc := le.Lifecycle; lc != nil {
+		// What signupsync did with the user's later changes in Auth0
+		// (deletions, profile updates), times only.
+		at := func(t time.Time) string {
+			if t.IsZero() {
+				return ""
+			}
+			return events.FormatTime(t)
+		}
+		rows = append(rows, [][2]string{
+			{"lifecycle", lc.Result}, {"lifecycle detail", lc.Detail}, {"outcome before deletion", string(lc.OutcomeBefore)},
+			{"deleted in auth0", at(lc.DeletedAt)}, {"firebase account deleted", at(lc.FirebaseDeletedAt)},
+			{"orphan firebase uid", lc.OrphanUID}, {"profile updated_at applied", at(lc.UpdatedAt)},
+			{"firebase profile synced", at(lc.SyncedAt)}, {"lifecycle events", fmt.Sprint(lc.Events)},
+		}...)
 	}
 	for _, r := range rows {
 		if r[1] != "" {

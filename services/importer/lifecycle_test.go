@@ -1,0 +1,399 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"firebase.google.com/go/v4/auth"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/testenv"
+)
+
+// countingAccounts is the emulator's client, counting the calls that
+// change Firebase.
+type countingAccounts struct {
+	*auth.Client
+	mu    sync.Mutex
+	calls map[string]int
+	// deleted counts every uid a delete call named.
+	deleted map[string]int
+}
+
+func newCounting(c *auth.Client) *countingAccounts {
+	return &countingAccounts{Client: c, calls: map[string]int{}, deleted: map[string]int{}}
+}
+
+func (c *countingAccounts) count(op string, uids ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls[op]++
+	for _, u := range uids {
+		c.deleted[u]++
+	}
+}
+
+func (c *countingAccounts) n(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[op]
+}
+
+func (c *countingAccounts) deletes(uid string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deleted[uid]
+}
+
+func (c *countingAccounts) ImportUsers(ctx context.Context, users []*auth.UserToImport, opts ...auth.UserImportOption) (*auth.UserImportResult, error) {
+	c.count("ImportUsers")
+	return c.Client.ImportUsers(ctx, users, opts...)
+}
+
+func (c *countingAccounts) UpdateUser(ctx context.Context, uid string, u *auth.UserToUpdate) (*auth.UserRecord, error) {
+	c.count("UpdateUser")
+	return c.Client.UpdateUser(ctx, uid, u)
+}
+
+func (c *countingAccounts) DeleteUser(ctx context.Context, uid string) error {
+	c.count("DeleteUser", uid)
+	return c.Client.DeleteUser(ctx, uid)
+}
+
+func (c *countingAccounts) DeleteUsers(ctx context.Context, uids []string) (*auth.DeleteUsersResult, error) {
+	c.count("DeleteUsers", uids...)
+	return c.Client.DeleteUsers(ctx, uids)
+}
+
+// lifecycleEnv is env with counted Firebase calls and the Auth0 fake as
+// the Management API.
+func lifecycleEnv(t *testing.T) (*env, *countingAccounts, *auth0fake.Server) {
+	t.Helper()
+	e := newEnv(t)
+	e.cfg.Lifecycle.DeleteUsersRPS = 0
+	fb := newCounting(e.fb)
+	e.deps.Accounts = fb
+	fake := auth0fake.New(t)
+	withEnricher(t, e, fake)
+	return e, fb, fake
+}
+
+// startStoppable runs an importer and returns a function that stops it
+// and waits until it returned.
+func (e *env) startStoppable() func() {
+	e.t.Helper()
+	deps := e.deps
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics(e.reg)
+		e.deps.Metrics = deps.Metrics
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	im, err := New(ctx, e.cfg, deps)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = im.Run(ctx)
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+// publishLifecycle stores a lifecycle event as ingest would.
+func (e *env) publishLifecycle(src events.Source, kind events.LifecycleKind, userID string, at time.Time) {
+	e.t.Helper()
+	msg, _, err := events.NewLifecycleMsg(src, events.LifecycleData{Tenant: "acme", Kind: kind, UserID: userID, At: at}, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.js.PublishMsg(context.Background(), msg); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// lifecycleIdle waits until the lifecycle consumer settled every message
+// of SIGNUPS_LIFECYCLE.
+func (e *env) lifecycleIdle() {
+	e.t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(e.t, "lifecycle consumer drained", func() bool {
+		st, err := e.js.Stream(ctx, events.StreamLifecycle)
+		if err != nil {
+			return false
+		}
+		si, err := st.Info(ctx)
+		if err != nil {
+			return false
+		}
+		c, err := e.js.Consumer(ctx, events.StreamLifecycle, events.ConsumerLifecycle)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0 && info.AckFloor.Stream >= si.State.LastSeq
+	})
+}
+
+func (e *env) exists(uid string) bool {
+	e.t.Helper()
+	_, err := e.fb.GetUser(context.Background(), uid)
+	if auth.IsUserNotFound(err) {
+		return false
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return true
+}
+
+func TestDeletionAfterImportDeletesTheAccountOnceAcrossARestart(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	stop := e.startStoppable()
+	for i := range 3 {
+		d := social("google-oauth2", fmt.Sprint(100+i), fmt.Sprintf("gone%d@example.com", i))
+		fake.AddUsers(fakeUser("google-oauth2", fmt.Sprint(100+i), d.Email))
+		e.publish(events.SourceEventStream, d, 0)
+	}
+	e.idle()
+	if got := len(e.accounts()); got != 3 {
+		t.Fatalf("%d accounts imported, want 3", got)
+	}
+	// One deletion alone, then the importer restarts, then two at once
+	// and the first again from Log Streams (another time, same Msg-Id:
+	// stored once) and as a redelivered copy past the window.
+	at := time.Now().UTC()
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "google-oauth2|100", at)
+	e.lifecycleIdle()
+	if e.exists("google-oauth2|100") {
+		t.Fatal("account of a user deleted in Auth0 still exists")
+	}
+	stop()
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "google-oauth2|101", at)
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "google-oauth2|102", at)
+	e.publishLifecycle(events.SourceLogStream, events.LifecycleDeleted, "google-oauth2|100", at.Add(2*time.Second))
+	e.start()
+	e.lifecycleIdle()
+
+	if got := len(e.accounts()); got != 0 {
+		t.Fatalf("%d accounts left, want 0", got)
+	}
+	for i := range 3 {
+		uid := fmt.Sprintf("google-oauth2|%d", 100+i)
+		if n := fb.deletes(uid); n != 1 {
+			t.Fatalf("%s named in %d delete calls, want exactly 1", uid, n)
+		}
+		le := e.entry(uid)
+		if le.Outcome != events.OutcomeDeleted || le.Reason != events.ReasonDeletedInAuth0 || le.Lifecycle == nil ||
+			le.Lifecycle.Result != events.LifecycleFirebaseDeleted || le.Lifecycle.FirebaseDeletedAt.IsZero() ||
+			le.Lifecycle.DeletedAt.IsZero() || le.Lifecycle.OutcomeBefore != events.OutcomeImported {
+			t.Fatalf("ledger of %s: %+v %+v", uid, le, le.Lifecycle)
+		}
+		raw, err := events.MarshalLedger(le)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(raw); strings.Contains(s, "@example.com") || strings.Contains(s, "Person") {
+			t.Fatalf("ledger keeps personal data after the deletion: %s", s)
+		}
+	}
+	if fb.n("DeleteUsers") != 1 || fb.n("DeleteUser") != 1 {
+		t.Fatalf("DeleteUser %d, DeleteUsers %d: want one single delete, then one batch for the two that arrived together", fb.n("DeleteUser"), fb.n("DeleteUsers"))
+	}
+	// A late copy of a deleted user's signup is never imported again.
+	imports := fb.n("ImportUsers")
+	e.publish(events.SourceReconcile, social("google-oauth2", "101", "gone1@example.com"), 1)
+	e.idle()
+	if e.exists("google-oauth2|101") || fb.n("ImportUsers") != imports {
+		t.Fatalf("a late signup copy re-created a deleted user (ImportUsers %d, was %d)", fb.n("ImportUsers"), imports)
+	}
+	if got := testutil.ToFloat64(e.deps.Metrics.outcomes.WithLabelValues(string(events.OutcomeSkipped), events.ReasonDeletedInAuth0)); got != 1 {
+		t.Fatalf("skipped/deleted_in_auth0 = %v, want 1", got)
+	}
+}
+
+func TestDeletionBeforeImportIsNeverCreated(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	fake.AddUsers(fakeUser("github", "7", "early@example.com"))
+	// The event order is reversed: the deletion is settled before the
+	// signup is consumed.
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "github|7", time.Now())
+	e.start()
+	e.lifecycleIdle()
+	le := e.entry("github|7")
+	if le.Outcome != events.OutcomeDeleted || le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleDeletedBeforeImport {
+		t.Fatalf("ledger: %+v", le)
+	}
+	e.publish(events.SourceEventStream, social("github", "7", "early@example.com"), 0)
+	e.publish(events.SourceLogStream, partial("github", "7", "early@example.com"), 1)
+	e.idle()
+	if got := len(e.accounts()); got != 0 || fb.n("ImportUsers") != 0 {
+		t.Fatalf("%d accounts, %d ImportUsers calls: a user deleted first was created", got, fb.n("ImportUsers"))
+	}
+	if le := e.entry("github|7"); le.Outcome != events.OutcomeDeleted || le.Deliveries < 1 {
+		t.Fatalf("ledger after the late signup: %+v", le)
+	}
+}
+
+func TestEmailChangeIsReadFromTheManagementAPI(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	e.start()
+	fake.AddUsers(fakeUser("google-oauth2", "31", "old@example.com"))
+	e.publish(events.SourceEventStream, social("google-oauth2", "31", "old@example.com"), 0)
+	e.idle()
+	// Auth0 now holds a new, unverified email, a new name and picture.
+	u := fakeUser("google-oauth2", "31", "new@example.com")
+	u.EmailVerified, u.Name, u.Picture = false, "Renamed", "https://example.com/new.png"
+	fake.AddUsers(u)
+	at := time.Now().UTC()
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, "google-oauth2|31", at)
+	e.lifecycleIdle()
+
+	rec, err := e.fb.GetUser(context.Background(), "google-oauth2|31")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Email != "new@example.com" || rec.EmailVerified || rec.DisplayName != "Renamed" || rec.PhotoURL != "https://example.com/new.png" {
+		t.Fatalf("account not updated from Auth0: email %q verified %v name %q photo %q", rec.Email, rec.EmailVerified, rec.DisplayName, rec.PhotoURL)
+	}
+	le := e.entry("google-oauth2|31")
+	if le.Outcome != events.OutcomeImported || le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleProfileUpdated ||
+		!le.Lifecycle.UpdatedAt.Equal(at) || le.Lifecycle.SyncedAt.IsZero() {
+		t.Fatalf("ledger: %+v %+v", le, le.Lifecycle)
+	}
+	if fb.n("UpdateUser") != 1 {
+		t.Fatalf("UpdateUser called %d times, want 1", fb.n("UpdateUser"))
+	}
+
+	// An older update arriving afterwards is ignored: no Firebase call,
+	// the newest updated_at stays.
+	fake.AddUsers(fakeUser("google-oauth2", "31", "older@example.com"))
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, "google-oauth2|31", at.Add(-time.Minute))
+	e.lifecycleIdle()
+	if fb.n("UpdateUser") != 1 {
+		t.Fatalf("an older update was applied (UpdateUser %d)", fb.n("UpdateUser"))
+	}
+	if rec, _ := e.fb.GetUser(context.Background(), "google-oauth2|31"); rec.Email != "new@example.com" {
+		t.Fatalf("email %q after an older update", rec.Email)
+	}
+	if le := e.entry("google-oauth2|31"); !le.Lifecycle.UpdatedAt.Equal(at) {
+		t.Fatalf("last applied updated_at moved to %s", le.Lifecycle.UpdatedAt)
+	}
+	if got := e.lifecycleTotal(events.LifecycleUpdated, events.LifecycleStale); got != 1 {
+		t.Fatalf("stale updates counted %v, want 1", got)
+	}
+}
+
+func (e *env) lifecycleTotal(kind events.LifecycleKind, result string) float64 {
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "signupsync_importer_lifecycle_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["kind"] == string(kind) && l["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+func TestEmailChangeToATakenEmailIsAConflictAndTouchesNothing(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	ctx := context.Background()
+	if _, err := e.fb.CreateUser(ctx, (&auth.UserToCreate{}).UID("someone-else").Email("taken@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	fake.AddUsers(fakeUser("github", "41", "mine@example.com"))
+	e.publish(events.SourceEventStream, social("github", "41", "mine@example.com"), 0)
+	e.idle()
+	fake.AddUsers(fakeUser("github", "41", "taken@example.com"))
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, "github|41", time.Now())
+	e.lifecycleIdle()
+	rec, err := e.fb.GetUser(ctx, "github|41")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Email != "mine@example.com" || fb.n("UpdateUser") != 0 {
+		t.Fatalf("account changed (email %q, UpdateUser %d)", rec.Email, fb.n("UpdateUser"))
+	}
+	if le := e.entry("github|41"); le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleEmailConflict || strings.Contains(le.Lifecycle.Detail, "@") {
+		t.Fatalf("ledger: %+v", le.Lifecycle)
+	}
+}
+
+func TestDeletionOfAnAccountSignupsyncDidNotCreateTouchesNothing(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	ctx := context.Background()
+	// The app already holds github|51 (already_present); auth0|db is a
+	// database user the signup path skips.
+	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{toImport("github|51", social("github", "51", "present@example.com"), events.Classify(social("github", "51", "present@example.com"), events.SocialProviders()))}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	fake.AddUsers(fakeUser("github", "51", "present@example.com"))
+	e.publish(events.SourceEventStream, social("github", "51", "present@example.com"), 0)
+	e.publish(events.SourceEventStream, events.SignupData{Tenant: "acme", UserID: "auth0|db", Email: "db@example.com",
+		Identities: []events.Identity{{Provider: "auth0", Connection: "Username-Password-Authentication", UserID: "db"}}}, 0)
+	e.idle()
+	if le := e.entry("github|51"); le.Outcome != events.OutcomeAlreadyPresent {
+		t.Fatalf("setup: %+v", le)
+	}
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "github|51", time.Now())
+	e.publishLifecycle(events.SourceLogStream, events.LifecycleDeleted, "auth0|db", time.Now())
+	e.lifecycleIdle()
+
+	if !e.exists("github|51") || fb.n("DeleteUser")+fb.n("DeleteUsers") != 0 {
+		t.Fatalf("an account signupsync did not create was deleted (calls %v)", fb.calls)
+	}
+	le := e.entry("github|51")
+	if le.Outcome != events.OutcomeAlreadyPresent || le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleNotOurs || le.Lifecycle.DeletedAt.IsZero() {
+		t.Fatalf("already_present user: %+v %+v", le, le.Lifecycle)
+	}
+	le = e.entry("auth0|db")
+	if le.Outcome != events.OutcomeDeleted || le.Lifecycle.OutcomeBefore != events.OutcomeSkipped || !le.Lifecycle.FirebaseDeletedAt.IsZero() {
+		t.Fatalf("skipped user: %+v %+v", le, le.Lifecycle)
+	}
+}
+
+func TestMalformedLifecycleEventIsDeadLettered(t *testing.T) {
+	e, _, _ := lifecycleEnv(t)
+	e.start()
+	if _, err := e.js.Publish(context.Background(), events.LifecycleSubject(events.LifecycleDeleted, events.SourceEventStream), []byte(`{"not":"an event"}`)); err != nil {
+		t.Fatal(err)
+	}
+	e.lifecycleIdle()
+	dl := e.dlq()
+	if len(dl) != 1 || dl[0].Header.Get(events.HeaderDLQReason) != events.ReasonMalformedEvent ||
+		dl[0].Header.Get(events.HeaderDLQSubject) != "users.v1.deleted.event_stream" {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	if !errors.Is(func() error { _, err := events.DecodeLifecycle(dl[0].Data); return err }(), events.ErrMalformedLifecycle) {
+		t.Fatal("dead letter is not the original bytes")
+	}
+}
