@@ -108,7 +108,9 @@ type PasswordImport struct {
 	PasswordHash string     `json:"password_hash"`
 	// PasswordSetAt is the export's password_set_date, when present.
 	PasswordSetAt time.Time `json:"password_set_at,omitzero"`
-	// Joined names where the profile came from: users_file, ledger.
+	// Joined names where the profile came from: users_file, ledger, or
+	// auth0 (nobody here knew the user; the importer reads it from the
+	// Management API, as for every partial signup).
 	Joined string `json:"joined,omitempty"`
 }
 

@@ -26,7 +26,9 @@
 // skipped/database_connection); its profile is then the line's (email,
 // verified flag, connection), published as partial so an importer with the
 // Management API configured reads the full profile before importing (and
-// skips a user deleted in Auth0). Users the ledger holds as imported
+// skips a user deleted in Auth0). With Config.JoinAuth0, a line neither
+// knows is published the same way and joined by the importer through the
+// Management API. Users the ledger holds as imported
 // (already imported, or migrated on login) are not published.
 //
 // Hashes are secrets: they are never logged, never in an error, never in a
@@ -74,6 +76,11 @@ type Config struct {
 	CheckpointEvery int
 	// Restart ignores an existing checkpoint.
 	Restart bool
+	// JoinAuth0 publishes a line that neither the users file nor the
+	// ledger knows as a partial signup (JoinAuth0 join): the importer reads
+	// the user from the Management API before importing it, and skips one
+	// Auth0 no longer has. It needs importers with --auth0-domain.
+	JoinAuth0 bool
 	// MaxLine is the longest line read; longer lines are malformed.
 	MaxLine int
 	// ProgressEvery is the interval of progress lines.
@@ -161,6 +168,7 @@ type Counts struct {
 const (
 	JoinUsersFile = "users_file"
 	JoinLedger    = "ledger"
+	JoinAuth0     = "auth0"
 )
 
 // SkipImported is the skip reason of a user the ledger holds as in
@@ -538,6 +546,11 @@ func (r *run) join(line int64, h Line, lr ledgerRead) (events.PasswordImport, bo
 			d.Tenant = tenant
 			p.User, p.Joined = d, JoinUsersFile
 		}
+	}
+	if p.Joined == "" && r.users == nil && r.cfg.JoinAuth0 {
+		// Known to no one here: the importer joins it through the
+		// Management API (a partial signup is always read from Auth0).
+		p.User, p.Joined = h.profile(tenant), JoinAuth0
 	}
 	if p.Joined == "" {
 		r.counts.Unjoined++

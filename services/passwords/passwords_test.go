@@ -260,6 +260,35 @@ func TestWithoutUsersExportTheLedgerJoinsAndDryRunCounts(t *testing.T) {
 	}
 }
 
+// TestJoinAuth0PublishesUnknownUsersAsPartial: with JoinAuth0, a line
+// neither the users file nor the ledger knows is published as a partial
+// signup (the importer reads it from the Management API); the ledger's
+// imported users are still left out.
+func TestJoinAuth0PublishesUnknownUsersAsPartial(t *testing.T) {
+	f := newFixture(t)
+	f.seedLedger(t, "auth0|"+oid(2), events.OutcomeImported, events.ReasonLazyPassword)
+	file := writeFile(t, "hashes.json", []string{
+		hashLine(oid(2), "", "lazy@example.com", hashOf(t, "b", "2b")),
+		hashLine(oid(3), "", "unknown@example.com", hashOf(t, "c", "2a")),
+	}, false)
+	cfg := DefaultConfig()
+	cfg.File, cfg.JoinAuth0 = file, true
+	counts, err := Run(context.Background(), cfg, f.deps())
+	if err != nil || counts.Published != 1 || counts.Unjoined != 0 || counts.Joined[JoinAuth0] != 1 || counts.Skipped[SkipImported] != 1 {
+		t.Fatalf("run: %v %s", err, counts.Summary())
+	}
+	ctx := context.Background()
+	st, _ := f.js.Stream(ctx, events.StreamPasswords)
+	m, err := st.GetLastMsgForSubject(ctx, events.PasswordSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := events.DecodePasswordImport(m.Data)
+	if err != nil || !p.User.Partial || p.Joined != JoinAuth0 || p.User.UserID != "auth0|"+oid(3) {
+		t.Fatalf("published %+v %v", p, err)
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {

@@ -28,12 +28,14 @@ func runPasswords(ctx context.Context, args []string, e env) error {
 	rateFlag := f.Int("rate", "SIGNUPSYNC_PASSWORDS_RATE", 0, "users published per second, 0 = unlimited")
 	every := f.Int("checkpoint-every", "", d.CheckpointEvery, "lines between checkpoints")
 	restart := f.Bool("restart", "", false, "ignore the checkpoint and start from the first line")
+	joinAuth0 := f.Bool("join-auth0", "SIGNUPSYNC_PASSWORDS_JOIN_AUTH0", false, "publish lines neither --users nor the ledger knows, for the importer to read from the Management API (importers need --auth0-domain)")
 	asJSON := f.Bool("json", "", false, "print the final counts as JSON")
 	if err := f.parse(args); err != nil {
 		return usageError{err}
 	}
 	cfg := d
 	cfg.File, cfg.UsersFile, cfg.Tenant, cfg.DryRun, cfg.Rate, cfg.CheckpointEvery, cfg.Restart = *file, *users, *tenant, *dry, float64(*rateFlag), *every, *restart
+	cfg.JoinAuth0 = *joinAuth0
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
