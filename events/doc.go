@@ -97,4 +97,15 @@
 // created. A lifecycle event that cannot be decoded is dead-lettered to
 // SIGNUPS_DLQ (subject dlq.signups.v1.unknown, the original subject in
 // [HeaderDLQSubject]).
+//
+// # Anonymous account merges
+//
+// The session bridge asks the app to merge a guest's Firebase anonymous
+// account into the migrated account with an [AccountMerge] request on
+// accounts.v1.merge.<anonymous key>, in a stream of its own,
+// [StreamAccounts]; the app's worker answers with an acknowledgement on
+// accounts.v1.merged.<anonymous key>. The request is published
+// create-if-absent on its subject, so it is also the record that keeps a
+// guest to one permanent account; accounts.go says why the stream, not a
+// bucket, and why it keeps requests without an age limit.
 package events

@@ -125,6 +125,11 @@ type LedgerEntry struct {
 	// Lifecycle is what signupsync did with the user's later changes in
 	// Auth0 (deletion, profile updates); nil until one arrived.
 	Lifecycle *LifecycleState `json:"lifecycle,omitempty"`
+	// Merges are the anonymous Firebase accounts the session bridge asked
+	// the app to merge into this person's account (events/accounts.go),
+	// one per guest; nil until one was requested. Written by the exchange
+	// with compare-and-set; every other writer keeps it as read.
+	Merges []MergeRecord `json:"anonymous_merges,omitempty"`
 }
 
 // LifecycleState records the lifecycle events applied to one user. It

@@ -21,6 +21,8 @@ const (
 	// BucketClaims ([ClaimKeys]) is declared with the claim contract.
 	// StreamLifecycle and ConsumerLifecycle (deletions and profile
 	// changes) are declared in lifecycle.go.
+	// StreamAccounts and ConsumerMerged (anonymous account merges) are
+	// declared in accounts.go.
 )
 
 // Defaults of the topology. See the package documentation for the window.
@@ -130,7 +132,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	if err := t.Validate(); err != nil {
 		return fmt.Errorf("topology: %w", err)
 	}
-	for _, cfg := range []jetstream.StreamConfig{t.SignupStream(), t.DeadLetterStream(), t.PasswordStream(), t.PasswordDeadLetterStream(), t.LifecycleStream()} {
+	for _, cfg := range []jetstream.StreamConfig{t.SignupStream(), t.DeadLetterStream(), t.PasswordStream(), t.PasswordDeadLetterStream(), t.LifecycleStream(), t.AccountsStream()} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}

@@ -33,6 +33,10 @@ const (
 	// LifecycleEventV1 is the user lifecycle event (deletion, profile
 	// change) published on users.v1.<kind>.<source>.
 	LifecycleEventV1 = "user-lifecycle-event.v1.json"
+	// AccountMergeV1 is the anonymous account merge request
+	// (accounts.v1.merge.<key>) and its acknowledgement
+	// (accounts.v1.merged.<key>), stream ACCOUNTS.
+	AccountMergeV1 = "account-merge.v1.json"
 )
 
 const baseURL = "https://schemas.signupsync.dev/"

@@ -15,7 +15,7 @@ func TestSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{schemas.Auth0Action, schemas.Auth0EventStream, schemas.Auth0LogEvent, schemas.Auth0User, schemas.SignupEventV1, schemas.LifecycleEventV1} {
+	for _, name := range []string{schemas.Auth0Action, schemas.Auth0EventStream, schemas.Auth0LogEvent, schemas.Auth0User, schemas.SignupEventV1, schemas.LifecycleEventV1, schemas.AccountMergeV1} {
 		if !slices.Contains(set.Names(), name) {
 			t.Fatalf("schema %s not compiled: %v", name, set.Names())
 		}
@@ -54,6 +54,11 @@ func TestSchemas(t *testing.T) {
 		{"lifecycle ok", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"deleted","user_id":"a|b","at":"2026-11-01T10:00:00Z"}}`, ""},
 		{"lifecycle unknown kind", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"blocked","user_id":"a|b","at":"2026-11-01T10:00:00Z"}}`, "/data/kind"},
 		{"lifecycle email is not carried", schemas.LifecycleEventV1, `{"specversion":"1.0","id":"lc_00000000000000000000000000000000","source":"signupsync/event_stream","type":"dev.signupsync.user.lifecycle.v1","time":"2026-11-01T10:00:00Z","subject":"a|b","datacontenttype":"application/json","data":{"tenant":"t","kind":"updated","user_id":"a|b","at":"2026-11-01T10:00:00Z","email":"x@example.com"}}`, "/data"},
+		{"merge request ok", schemas.AccountMergeV1, `{"specversion":"1.0","id":"mg_00000000000000000000000000000000","source":"signupsync/exchange","type":"dev.signupsync.account.merge.v1","time":"2026-11-01T10:00:00Z","subject":"anon1","datacontenttype":"application/json","data":{"anonymous_uid":"anon1","permanent_uid":"google-oauth2|1","auth0_user_id":"google-oauth2|1","at":"2026-11-01T10:00:00Z"}}`, ""},
+		{"merge request without auth0 subject", schemas.AccountMergeV1, `{"specversion":"1.0","id":"mg_00000000000000000000000000000000","source":"signupsync/exchange","type":"dev.signupsync.account.merge.v1","time":"2026-11-01T10:00:00Z","subject":"anon1","datacontenttype":"application/json","data":{"anonymous_uid":"anon1","permanent_uid":"p","at":"2026-11-01T10:00:00Z"}}`, "/data"},
+		{"merge request carries no email", schemas.AccountMergeV1, `{"specversion":"1.0","id":"mg_00000000000000000000000000000000","source":"signupsync/exchange","type":"dev.signupsync.account.merge.v1","time":"2026-11-01T10:00:00Z","subject":"anon1","datacontenttype":"application/json","data":{"anonymous_uid":"anon1","permanent_uid":"p","auth0_user_id":"a|b","at":"2026-11-01T10:00:00Z","email":"x@example.com"}}`, "/data"},
+		{"merged acknowledgement ok", schemas.AccountMergeV1, `{"specversion":"1.0","id":"md_00000000000000000000000000000000","source":"app/merge-worker","type":"dev.signupsync.account.merged.v1","time":"2026-11-01T10:00:00Z","subject":"anon1","datacontenttype":"application/json","data":{"anonymous_uid":"anon1","permanent_uid":"p","at":"2026-11-01T10:00:00Z"}}`, ""},
+		{"merged acknowledgement with a request id", schemas.AccountMergeV1, `{"specversion":"1.0","id":"mg_00000000000000000000000000000000","source":"app/merge-worker","type":"dev.signupsync.account.merged.v1","time":"2026-11-01T10:00:00Z","subject":"anon1","datacontenttype":"application/json","data":{"anonymous_uid":"anon1","permanent_uid":"p","at":"2026-11-01T10:00:00Z"}}`, "/id"},
 		{"log ss ok", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss","user_id":"github|1"}}`, ""},
 		{"log ss without user", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"ss"}}`, "/data"},
 		{"log other type", schemas.Auth0LogEvent, `{"log_id":"1","data":{"type":"f"}}`, ""},

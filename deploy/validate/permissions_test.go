@@ -33,6 +33,8 @@ const (
 	streamPasswords    = "PASSWORDS"
 	streamPasswordsDLQ = "PASSWORDS_DLQ"
 	durablePasswords   = "importer_passwords"
+	// Anonymous account merges (events/accounts.go).
+	streamAccounts = "ACCOUNTS"
 )
 
 // roleUsers are the NATS users of the SIGNUPSYNC account, one per role.
@@ -189,6 +191,8 @@ func ensureTopology(ctx context.Context, js jetstream.JetStream, replicas int) e
 			Duplicates: 10 * time.Minute, MaxAge: 72 * time.Hour, MaxMsgSize: 64 << 10, Discard: jetstream.DiscardOld},
 		{Name: streamPasswordsDLQ, Subjects: []string{"dlq.passwords.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
 			Duplicates: 10 * time.Minute, MaxAge: 72 * time.Hour, MaxMsgSize: 64 << 10, Discard: jetstream.DiscardOld},
+		{Name: streamAccounts, Subjects: []string{"accounts.v1.>"}, Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, Replicas: replicas,
+			Duplicates: 10 * time.Minute, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld, AllowDirect: true},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
@@ -726,6 +730,22 @@ func exchangeSteps(exc *roleConn) []step {
 		{"watch the ledger under flow control", func(ctx context.Context) error {
 			return watchAll(ctx, exc.js, largeEntries)
 		}},
+		{"request an anonymous merge (create-if-absent), read it back", func(ctx context.Context) error {
+			subj := "accounts.v1.merge.0123456789abcdef0123456789abcdef"
+			m := nats.NewMsg(subj)
+			m.Data = []byte(`{"type":"merge"}`)
+			m.Header.Set(nats.MsgIdHdr, "mg_check")
+			m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+			if _, err := exc.js.PublishMsg(ctx, m, jetstream.WithExpectStream(streamAccounts)); err != nil {
+				return err
+			}
+			st, err := exc.js.Stream(ctx, streamAccounts)
+			if err != nil {
+				return err
+			}
+			_, err = st.GetLastMsgForSubject(ctx, subj)
+			return err
+		}},
 		{"record a password migration in the ledger (create, update by revision)", func(ctx context.Context) error {
 			kv, err := exc.js.KeyValue(ctx, bucketLedger)
 			if err != nil {
@@ -916,6 +936,8 @@ func refusals(c map[string]*roleConn) []refusal {
 		{"exchange", "read signups", "$JS.API.STREAM.MSG.GET.SIGNUPS", api(exc, "$JS.API.STREAM.MSG.GET.SIGNUPS", `{"seq":1}`)},
 		{"exchange", "publish as ingest", "signups.v1.action", pub(exc, "signups.v1.action")},
 		{"exchange", "subscribe to the importer's inbox", "_INBOX.>", sub(exc, "_INBOX.>")},
+		{"exchange", "acknowledge a merge as the app", "accounts.v1.merged.0123456789abcdef0123456789abcdef", pub(exc, "accounts.v1.merged.0123456789abcdef0123456789abcdef")},
+		{"exchange", "create ACCOUNTS", "$JS.API.STREAM.CREATE.ACCOUNTS", api(exc, "$JS.API.STREAM.CREATE.ACCOUNTS", `{"name":"ACCOUNTS"}`)},
 		{"exchange", "read password hashes", "$JS.API.STREAM.MSG.GET.PASSWORDS", api(exc, "$JS.API.STREAM.MSG.GET.PASSWORDS", `{"seq":1}`)},
 		{"reconcile", "read password hashes back", "$JS.API.CONSUMER.CREATE.PASSWORDS", api(rec, "$JS.API.CONSUMER.CREATE.PASSWORDS", `{"stream_name":"PASSWORDS","config":{}}`)},
 		// importer.

@@ -78,6 +78,13 @@ var messages = map[string]string{
 	ResultAccountNotFound:  "this account cannot be moved to Firebase: keep using the Auth0 sign-in",
 	ResultIdentityMismatch: "this account cannot be moved to Firebase: keep using the Auth0 sign-in",
 	ResultInternal:         "the exchange failed: keep using the Auth0 sign-in",
+	// The anonymous merge (merge.go).
+	ReasonAnonymousInvalid:       "the anonymous session token is not valid: call again without it, or with a fresh one",
+	ReasonAnonymousExpired:       "the anonymous session token has expired: refresh it and try again",
+	ReasonAnonymousRevoked:       "the anonymous session was signed out: call again without its token",
+	ReasonAnonymousWrongProject:  "the anonymous session token is of another Firebase project",
+	ReasonNotAnonymous:           "the session token is not of an anonymous account",
+	ResultAnonymousAlreadyMerged: "this guest session was already merged into another account: sign in without it",
 }
 
 // Handler returns the HTTP handler: the exchange endpoint in an
@@ -108,6 +115,9 @@ type outcome struct {
 	// claimedUID is the uid a failed account check refused, for the audit
 	// line only.
 	claimedUID string
+	// merge is the anonymous merge's part (merge.go); nil without
+	// HeaderAnonymousToken.
+	merge *mergeOutcome
 }
 
 func (s *Service) handleExchange(w http.ResponseWriter, r *http.Request) {
@@ -146,6 +156,7 @@ func (s *Service) handleExchange(w http.ResponseWriter, r *http.Request) {
 		span.SetStatus(codes.Error, o.result)
 	}
 	s.log.LogAttrs(ctx, level, "session exchange", attrs...)
+	s.auditMerge(ctx, span, o)
 }
 
 // exchange verifies, rate-limits, resolves and mints.
@@ -167,6 +178,27 @@ func (s *Service) exchange(ctx context.Context, r *http.Request) outcome {
 	o := outcome{sub: claims.Subject}
 	if ok, wait := s.bySubject.allow(claims.Subject, s.now()); !ok {
 		o.status, o.result, o.retryAfter, o.err = http.StatusTooManyRequests, ResultRateLimited, wait, errors.New("per-subject limit")
+		return o
+	}
+	// The guest's token is proven before anything is looked up or minted.
+	g, err := s.verifyGuest(ctx, r)
+	if g != nil {
+		o.merge = &mergeOutcome{anonymousUID: g.uid}
+	}
+	if err != nil {
+		o.err = err
+		var ge *guestError
+		switch {
+		case errors.As(err, &ge):
+			o.status, o.result = http.StatusBadRequest, ge.reason
+		case ctx.Err() != nil:
+			o.status, o.result = 499, ResultCancelled
+		case errors.Is(err, ErrDependency):
+			o.status, o.result = http.StatusInternalServerError, ResultInternal
+		default:
+			o.status, o.result, o.retryAfter = http.StatusServiceUnavailable, ResultUnavailable, s.cfg.RetryAfter
+		}
+		o.merge = &mergeOutcome{result: o.result}
 		return o
 	}
 	acct, err := s.resolveShared(ctx, claims.Subject)
@@ -196,15 +228,53 @@ func (s *Service) exchange(ctx context.Context, r *http.Request) outcome {
 		return o
 	}
 	o.uid, o.via = acct.uid, acct.via
+	if g != nil {
+		if err := s.checkMerge(ctx, g, acct.uid); err != nil {
+			return s.mergeFailed(ctx, o, err)
+		}
+	}
 	mctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	tok, err := s.fb.CustomTokenWithClaims(mctx, acct.uid, map[string]any{ClaimExchange: true, ClaimAuth0Sub: claims.Subject})
 	if err != nil {
 		o.status, o.result, o.retryAfter, o.err = http.StatusServiceUnavailable, ResultUnavailable, s.cfg.RetryAfter, fmt.Errorf("%w: mint custom token: %w", ErrUnavailable, err)
+		if o.merge != nil {
+			o.merge.result = ResultUnavailable
+		}
 		return o
+	}
+	if g != nil {
+		// The token is answered only with the merge request durable, so
+		// the app never signs in leaving the guest's data behind; a retry
+		// is the same request.
+		result, id, err := s.requestMerge(ctx, g, acct.uid, claims.Subject)
+		o.merge.id = id
+		if err != nil {
+			return s.mergeFailed(ctx, o, err)
+		}
+		o.merge.result = result
+		s.recordMerge(ctx, claims.Subject, g.uid, id)
 	}
 	s.metrics.resolvedVia(acct.via)
 	o.status, o.result, o.token = http.StatusOK, ResultOK, tok
+	return o
+}
+
+// mergeFailed answers an exchange whose merge was refused (409) or could
+// not be requested; no token is answered.
+func (s *Service) mergeFailed(ctx context.Context, o outcome, err error) outcome {
+	o.err = err
+	switch {
+	case errors.Is(err, errAlreadyMerged):
+		o.status, o.result = http.StatusConflict, ResultAnonymousAlreadyMerged
+	case ctx.Err() != nil:
+		o.status, o.result = 499, ResultCancelled
+	case errors.Is(err, ErrDependency):
+		o.status, o.result = http.StatusInternalServerError, ResultInternal
+	default:
+		o.status, o.result, o.retryAfter = http.StatusServiceUnavailable, ResultUnavailable, s.cfg.RetryAfter
+	}
+	o.merge.result = o.result
 	return o
 }
 
@@ -265,8 +335,24 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    32 << 10,
 	}
+	var stopMerged func(context.Context)
+	if s.cfg.Merge.DeleteAnonymous {
+		stop, err := s.ConsumeMerged(ctx)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("exchange: %w", err)
+		}
+		stopMerged = stop
+	}
 	s.log.InfoContext(ctx, "exchange listening", "addr", ln.Addr().String(), "issuer", s.cfg.Issuer)
-	if err := httpserve.Serve(ctx, srv, ln, s.cfg.ShutdownTimeout); err != nil {
+	err := httpserve.Serve(ctx, srv, ln, s.cfg.ShutdownTimeout)
+	if stopMerged != nil {
+		// After the HTTP server: drain the acknowledgements in flight.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		stopMerged(sctx)
+		cancel()
+	}
+	if err != nil {
 		return fmt.Errorf("exchange: %w", err)
 	}
 	s.log.InfoContext(ctx, "exchange stopped")

@@ -45,6 +45,7 @@ type env struct {
 	reg     *prometheus.Registry
 	spans   *tracetest.InMemoryExporter
 	tp      *sdktrace.TracerProvider
+	svc     *exchange.Service
 }
 
 func testConfig(iss *exchangetest.Issuer, fake *auth0fake.Server) exchange.Config {
@@ -58,6 +59,14 @@ func testConfig(iss *exchangetest.Issuer, fake *auth0fake.Server) exchange.Confi
 // newEnv builds the service; wrap, when given, changes its dependencies
 // (a Firebase that fails, say).
 func newEnv(t testing.TB, configure func(*exchange.Config), wrap ...func(*exchange.Deps)) *env {
+	t.Helper()
+	return newEnvIn(t, testenv.ProjectID(t), configure, wrap...)
+}
+
+// newEnvIn is newEnv on the given Firebase project (the emulator's own
+// project for tests that need the client API's anonymous sign-up, which
+// the emulator serves for that project only).
+func newEnvIn(t testing.TB, project string, configure func(*exchange.Config), wrap ...func(*exchange.Deps)) *env {
 	t.Helper()
 	ctx := context.Background()
 	iss := exchangetest.NewIssuer(t, audience)
@@ -73,9 +82,10 @@ func newEnv(t testing.TB, configure func(*exchange.Config), wrap ...func(*exchan
 		t.Fatal(err)
 	}
 	e.ledger = kv
-	e.project = testenv.ProjectID(t)
+	e.project = project
 	e.fb = testenv.FirebaseAuth(t, e.project)
 	cfg := testConfig(e.iss, e.auth0)
+	cfg.Merge.Project = e.project
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -101,6 +111,7 @@ func newEnv(t testing.TB, configure func(*exchange.Config), wrap ...func(*exchan
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.svc = svc
 	e.srv = httptest.NewServer(svc.Handler())
 	t.Cleanup(e.srv.Close)
 	e.admin = httptest.NewServer(exchange.AdminHandler(promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}), svc.Ready, deps.Logger))

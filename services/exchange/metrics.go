@@ -17,6 +17,8 @@ type Metrics struct {
 	jwks      *prometheus.CounterVec
 	passwords *prometheus.CounterVec
 	pwTime    *prometheus.HistogramVec
+	merges    *prometheus.CounterVec
+	mergedAck *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg; a nil reg
@@ -26,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "signupsync", Subsystem: "exchange", Name: "requests_total",
-			Help: "Session exchanges by result (ok, missing_token, invalid_token, expired, not_yet_valid, token_too_old, rate_limited, not_migrated, account_not_found, identity_mismatch, import_pending, unavailable, internal_error, method_not_allowed, cancelled).",
+			Help: "Session exchanges by result (ok, missing_token, invalid_token, expired, not_yet_valid, token_too_old, rate_limited, not_migrated, account_not_found, identity_mismatch, import_pending, unavailable, internal_error, method_not_allowed, cancelled; with a guest token also anonymous_token_invalid, anonymous_token_expired, anonymous_token_revoked, anonymous_token_wrong_project, not_anonymous, anonymous_already_merged).",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "signupsync", Subsystem: "exchange", Name: "duration_seconds",
@@ -54,9 +56,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Password fallback latency by result (the Auth0 password grant included).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
+		merges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "merge_requests_total",
+			Help: "Exchanges that carried a guest's anonymous ID token, by result: requested, already_requested (a retry), anonymous_already_merged (409), anonymous_token_invalid, anonymous_token_expired, anonymous_token_revoked, anonymous_token_wrong_project, not_anonymous (400), or the exchange's own failure (unavailable, internal_error, cancelled, not_migrated, …).",
+		}, []string{"result"}),
+		mergedAck: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "signupsync", Subsystem: "exchange", Name: "merged_acknowledgements_total",
+			Help: "The app's merge acknowledgements consumed with --delete-merged-anonymous, by result: deleted, already_gone, kept_not_anonymous, unknown_pair, malformed, retry, failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.checks, m.jwks, m.passwords, m.pwTime} {
+		for _, c := range []prometheus.Collector{m.exchanges, m.duration, m.resolved, m.checks, m.jwks, m.passwords, m.pwTime, m.merges, m.mergedAck} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register exchange metrics: %w", err)
 			}
@@ -80,3 +90,7 @@ func (m *Metrics) password(result string, d time.Duration) {
 	m.passwords.WithLabelValues(result).Inc()
 	m.pwTime.WithLabelValues(result).Observe(d.Seconds())
 }
+
+func (m *Metrics) mergeRequest(result string) { m.merges.WithLabelValues(result).Inc() }
+
+func (m *Metrics) merged(result string) { m.mergedAck.WithLabelValues(result).Inc() }

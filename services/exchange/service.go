@@ -102,6 +102,10 @@ type Config struct {
 	// Password configures the password fallback (password.go); off unless
 	// Password.Enabled.
 	Password PasswordConfig
+	// Merge configures the anonymous merge (merge.go): requests are
+	// always served when the app sends HeaderAnonymousToken; deleting the
+	// merged anonymous accounts is off unless Merge.DeleteAnonymous.
+	Merge MergeConfig
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -265,6 +269,9 @@ type Deps struct {
 	// Firebase, when it implements Accounts. Needed only with
 	// Config.Password.Enabled.
 	Accounts Accounts
+	// Guests verifies the guest's ID token and deletes merged anonymous
+	// accounts; nil means Firebase, when it implements Guests.
+	Guests Guests
 }
 
 // Service is the exchange HTTP handler set. It is safe for concurrent use.
@@ -287,6 +294,7 @@ type Service struct {
 	byIP       *keyedLimiter
 	flight     singleflight.Group
 	pw         *passwordDeps // nil: the password fallback is off
+	merge      *mergeDeps
 }
 
 // New checks cfg and deps, opens the ledger bucket (created by
@@ -337,6 +345,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	}
 	s.ledger = kv
 	if err := s.setupPassword(deps); err != nil {
+		return nil, err
+	}
+	if err := s.setupMerge(deps); err != nil {
 		return nil, err
 	}
 	return s, nil

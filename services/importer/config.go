@@ -78,6 +78,13 @@ type Config struct {
 	// EnrichAll reads every signup from the Management API, not only partial
 	// ones (needs an enricher).
 	EnrichAll bool
+	// FreshAfter is the age beyond which a signup's profile is re-read from
+	// the Management API before import (needs an enricher): the age is the
+	// time since the event's time, when signupsync learnt the profile. A
+	// deletion or a profile change in Auth0 since then must win over the
+	// old copy. 0 turns the age rule off; backfill signups and replayed
+	// dead letters are re-read whatever their age (see enrich.go).
+	FreshAfter time.Duration
 	// Concurrency of ledger reads, enrichment and Firebase look-ups within
 	// one batch.
 	Concurrency int
@@ -107,6 +114,7 @@ func DefaultConfig() Config {
 		BreakerFailures: 3,
 		BreakerOpenFor:  5 * time.Second,
 		FirebaseTimeout: 30 * time.Second,
+		FreshAfter:      time.Hour,
 		Concurrency:     16,
 		DeferDelay:      500 * time.Millisecond,
 		AmbiguousWait:   time.Minute,
@@ -151,6 +159,9 @@ func (c Config) Validate() error {
 	}
 	if c.FirebaseTimeout <= 0 {
 		errs = append(errs, errors.New("--firebase-timeout (SIGNUPSYNC_FIREBASE_TIMEOUT) must be positive"))
+	}
+	if c.FreshAfter < 0 {
+		errs = append(errs, errors.New("--fresh-after (SIGNUPSYNC_FRESH_AFTER) must not be negative (0 turns the age rule off)"))
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, errors.New("--concurrency (SIGNUPSYNC_IMPORTER_CONCURRENCY) must be positive"))

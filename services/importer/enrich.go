@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
@@ -29,4 +30,51 @@ func (a auth0Enricher) GetUser(ctx context.Context, id string) (events.SignupDat
 	default:
 		return events.SignupData{}, err
 	}
+}
+
+// Why a signup is re-read from the Management API before import, the
+// values of the span attribute signupsync.reread.
+const (
+	rereadPartial  = "partial"
+	rereadAll      = "enrich_all"
+	rereadBackfill = "backfill"
+	rereadReplay   = "replay"
+	rereadAge      = "age"
+)
+
+// rereadReason says why it (or a copy of the same user in its batch) must
+// be read from Auth0 before it is mapped, or "" when its data is used as it
+// is. Besides partial signups (Log Streams) and EnrichAll, the data of an
+// old event may describe a user Auth0 has deleted or changed since, and a
+// deletion the lifecycle consumer has not seen (or that happened before
+// signupsync ran) would be undone by importing it:
+//   - a backfill signup comes from an export file taken at some point in
+//     the past, however recently it was published;
+//   - a replayed dead letter (header Signupsync-Replayed-From) keeps the
+//     data of the original event, days or weeks old;
+//   - any other signup whose event time is more than FreshAfter before now
+//     (an importer outage, a consumer far behind).
+//
+// The age is measured from the event's time, when signupsync learnt the
+// profile, not from the user's created_at: reconcile publishes a user
+// created long ago with a profile it listed moments before.
+// A user Auth0 no longer has is then skipped with reason deleted_in_auth0.
+func (im *Importer) rereadReason(it *item, now time.Time) string {
+	switch {
+	case it.data.Partial:
+		return rereadPartial
+	case im.cfg.EnrichAll:
+		return rereadAll
+	}
+	for _, c := range append([]*item{it}, it.dups...) {
+		switch {
+		case c.ev.EventSource() == events.SourceBackfill:
+			return rereadBackfill
+		case c.msg != nil && c.msg.Headers().Get(events.HeaderReplayedFrom) != "":
+			return rereadReplay
+		case im.cfg.FreshAfter > 0 && !c.ev.Time.IsZero() && now.Sub(c.ev.Time) > im.cfg.FreshAfter:
+			return rereadAge
+		}
+	}
+	return ""
 }

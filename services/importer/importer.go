@@ -467,14 +467,21 @@ func (im *Importer) checkLedger(ctx context.Context, items []*item) {
 	})
 }
 
-// enrich reads partial signups (or all, with EnrichAll) from Auth0.
+// enrich reads from Auth0 the signups whose data cannot be trusted as it
+// is: partial ones, old ones (backfill, replay, older than FreshAfter: see
+// [Importer.rereadReason]), or all with EnrichAll.
 func (im *Importer) enrich(items []*item) {
 	if im.enricher == nil {
 		return
 	}
 	var todo []*item
+	now := im.now()
 	for _, it := range items {
-		if it.decision == undecided && (it.data.Partial || im.cfg.EnrichAll) {
+		if it.decision != undecided {
+			continue
+		}
+		if why := im.rereadReason(it, now); why != "" {
+			it.span.SetAttributes(attribute.String("signupsync.reread", why))
 			todo = append(todo, it)
 		}
 	}

@@ -1,6 +1,3 @@
-// Package operator holds the operators' tools over the dead-letter stream:
-// select dead letters, replay them into SIGNUPS once their cause is fixed,
-// and purge them. Replay and purge act only on an explicit selection.
 package operator
 
 import (

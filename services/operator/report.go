@@ -78,6 +78,76 @@ type Report struct {
 	// Passwords counts the database-connection users by where their
 	// password stands.
 	Passwords PasswordCounts `json:"passwords"`
+	// Lifecycle counts what Auth0's deletions and profile changes did to
+	// the users until now (the importer's lifecycle consumer).
+	Lifecycle LifecycleCounts `json:"lifecycle"`
+	// LifecycleConflicts are the users whose last profile change could not
+	// be applied (their new email belongs to another Firebase account), or
+	// whose deleted user still has an account signupsync imported late:
+	// Reason is the lifecycle result.
+	LifecycleConflicts []Row `json:"lifecycle_conflicts"`
+	// DeletedInAuth0 are users the ledger holds as imported that Auth0 no
+	// longer has (filled by [FindDeletedInAuth0], report --check-auth0):
+	// deletions no lifecycle event reported.
+	DeletedInAuth0 []Row `json:"deleted_in_auth0,omitempty"`
+}
+
+// LifecycleCounts counts ledger users by what their changes in Auth0 did.
+// A user counts once in each count that applies.
+type LifecycleCounts struct {
+	// Deleted: users deleted in Auth0 (outcome deleted).
+	Deleted int `json:"deleted"`
+	// FirebaseDeleted: of those, the ones whose Firebase account signupsync
+	// had created and deleted.
+	FirebaseDeleted int `json:"firebase_deleted"`
+	// DeletedBeforeImport: of those, the ones deleted before any signup of
+	// theirs was imported: never created.
+	DeletedBeforeImport int `json:"deleted_before_import"`
+	// DeletedNotOurs: users deleted in Auth0 whose Firebase account
+	// signupsync did not create (already_present): recorded, untouched.
+	DeletedNotOurs int `json:"deleted_not_ours"`
+	// Updated: users whose Firebase account was updated at least once from
+	// a profile change read from the Management API.
+	Updated int `json:"updated"`
+	// PendingConflicts: users whose last profile change is not applied
+	// because the new email belongs to another Firebase account.
+	PendingConflicts int `json:"pending_conflicts"`
+	// PendingDeletions: users deleted in Auth0 with an account that an
+	// import created after the deletion and that is not deleted yet.
+	PendingDeletions int `json:"pending_deletions"`
+}
+
+// count adds one ledger entry to c, and its row to conflicts when a
+// lifecycle change waits for someone.
+func (c *LifecycleCounts) count(le *events.LedgerEntry, row Row, conflicts *[]Row) {
+	lc := le.Lifecycle
+	if le.Outcome == events.OutcomeDeleted {
+		c.Deleted++
+	}
+	if lc == nil {
+		return
+	}
+	switch {
+	case le.Outcome == events.OutcomeDeleted && !lc.FirebaseDeletedAt.IsZero():
+		c.FirebaseDeleted++
+	case le.Outcome == events.OutcomeDeleted && lc.OutcomeBefore == "":
+		c.DeletedBeforeImport++
+	case le.Outcome == events.OutcomeAlreadyPresent && !lc.DeletedAt.IsZero():
+		c.DeletedNotOurs++
+	}
+	if !lc.SyncedAt.IsZero() {
+		c.Updated++
+	}
+	switch {
+	case lc.OrphanUID != "":
+		c.PendingDeletions++
+		row.Reason, row.FirebaseUID = "pending_deletion", lc.OrphanUID
+		*conflicts = append(*conflicts, row)
+	case lc.Result == events.LifecycleEmailConflict:
+		c.PendingConflicts++
+		row.Reason, row.Detail = lc.Result, lc.Detail
+		*conflicts = append(*conflicts, row)
+	}
 }
 
 // PasswordCounts counts database-connection users: imported with the
@@ -148,7 +218,7 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 	if cfg.Verify && fb == nil {
 		return Report{}, errors.New("report: verification needs Firebase")
 	}
-	rep := Report{Outcomes: map[string]int{}, NeedPasswordExport: []Row{}, Conflicts: []Row{}, Missing: []Row{}, Offenders: []Row{}}
+	rep := Report{Outcomes: map[string]int{}, NeedPasswordExport: []Row{}, Conflicts: []Row{}, Missing: []Row{}, Offenders: []Row{}, LifecycleConflicts: []Row{}}
 	var expect []expectation // eligible users and what Firebase must hold for them
 	add := func(d *events.SignupData, le *events.LedgerEntry) {
 		rep.Users++
@@ -164,6 +234,9 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 			key += "/" + row.Reason
 		}
 		rep.Outcomes[key]++
+		if le != nil {
+			rep.Lifecycle.count(le, row, &rep.LifecycleConflicts)
+		}
 		eligible := false
 		var el events.Eligibility
 		email := ""
@@ -218,6 +291,7 @@ func BuildReport(ctx context.Context, cfg ReportConfig, ledger jetstream.KeyValu
 	}
 	sortRows(rep.NeedPasswordExport)
 	sortRows(rep.Conflicts)
+	sortRows(rep.LifecycleConflicts)
 	if !cfg.Verify {
 		return rep, nil
 	}

@@ -13,6 +13,10 @@ import (
 	"github.com/signupsync/signupsync/services/backfill"
 )
 
+// backfillFreshNote tells the operator that the export's data is not what
+// gets imported (importer.Config.FreshAfter and its rule for backfill).
+const backfillFreshNote = "signups from this file are re-read from Auth0 by the importer before import; users deleted since are skipped"
+
 // runBackfill publishes every user of an Auth0 export file as a signup.
 func runBackfill(ctx context.Context, args []string, e env) error {
 	f := newFlags("backfill", e.getenv, e.stderr)
@@ -58,6 +62,12 @@ func runBackfill(ctx context.Context, args []string, e env) error {
 		deps.Publisher, deps.State = js, state
 	}
 	counts, err := backfill.Run(ctx, cfg, deps)
+	// The note goes where it does not break --json's output.
+	note := e.stdout
+	if *asJSON {
+		note = e.stderr
+	}
+	fmt.Fprintln(note, backfillFreshNote)
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")

@@ -28,6 +28,11 @@ selection (criteria of different kinds must all match):
 list works without a selection (it lists everything); show, replay and purge
 refuse to. replay and purge are dry runs unless --yes.`
 
+// replayFreshNote tells the operator that a replayed dead letter's data is
+// not what gets imported (the importer re-reads every signup carrying
+// Signupsync-Replayed-From).
+const replayFreshNote = "signups from this replay are re-read from Auth0 by the importer before import; users deleted since are skipped"
+
 // dlqActions are the words dlq takes before its flags.
 var dlqActions = []string{"list", "show", "replay", "purge"}
 
@@ -104,6 +109,14 @@ func runDLQ(ctx context.Context, args []string, e env) error {
 		return printDeadLetters(e, dls, *asJSON, false)
 	case "show":
 		return printDeadLetters(e, dls, *asJSON, true)
+	}
+	if action == "replay" {
+		// The note goes where it does not break --json's output.
+		note := e.stdout
+		if *asJSON {
+			note = e.stderr
+		}
+		fmt.Fprintln(note, replayFreshNote)
 	}
 	if !*yes {
 		fmt.Fprintf(e.stdout, "dry run: would %s %d dead letter(s); add --yes to do it\n", action, len(dls))

@@ -88,7 +88,7 @@ func TestDeadLetterReplayRoundTrip(t *testing.T) {
 
 	// Auth0 is healthy again (the three forced failures are spent): replay.
 	out = &testenv.Buffer{}
-	if err := run(ctx, []string{"dlq", "replay", "--user", user, "--yes"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "replayed 1 of 1") {
+	if err := run(ctx, []string{"dlq", "replay", "--user", user, "--yes"}, envFrom(vars), out, out); err != nil || !strings.Contains(out.String(), "replayed 1 of 1") || !strings.Contains(out.String(), replayFreshNote) {
 		t.Fatalf("replay: %v\n%s", err, out)
 	}
 	kv, err := js.KeyValue(ctx, events.BucketLedger)

@@ -41,6 +41,7 @@ func exchangeFlags(f *flags) func() exchange.Config {
 	ipRate := f.Int("exchange-ip-rate", "SIGNUPSYNC_EXCHANGE_IP_RATE", int(d.IPRate), "requests per minute per client address (IPv6: per /64)")
 	ipBurst := f.Int("exchange-ip-burst", "SIGNUPSYNC_EXCHANGE_IP_BURST", d.IPBurst, "burst of requests per client address")
 	ipHeader := f.String("exchange-client-ip-header", "SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER", "", "header a trusted proxy sets to the client address (e.g. X-Forwarded-For; last value used); empty: the connection's address")
+	deleteMerged := f.Bool("delete-merged-anonymous", "SIGNUPSYNC_DELETE_MERGED_ANONYMOUS", false, "consume the app's merge acknowledgements (accounts.v1.merged.>) and delete each merged anonymous Firebase account that is still anonymous")
 	p := d.Password
 	pwOn := f.Bool("password-fallback", "SIGNUPSYNC_PASSWORD_FALLBACK", false, "serve POST "+exchange.PathPassword+" (migration on next login: email and password checked with Auth0, Firebase account created with them); off answers 404")
 	pwConn := f.String("password-connection", "SIGNUPSYNC_PASSWORD_CONNECTION", "", "Auth0 database connection (realm) the password fallback checks passwords against")
@@ -56,6 +57,7 @@ func exchangeFlags(f *flags) func() exchange.Config {
 		c.MaxTokenAge, c.ClockSkew, c.JWKSRefreshInterval, c.JWKSMaxAge, c.ImportWait = *maxAge, *skew, *refresh, *jwksAge, *wait
 		c.SubjectRate, c.SubjectBurst, c.IPRate, c.IPBurst = float64(*subRate), *subBurst, float64(*ipRate), *ipBurst
 		c.ClientIPHeader = *ipHeader
+		c.Merge.DeleteAnonymous = *deleteMerged
 		c.Password.Enabled, c.Password.Connection, c.Password.ClientID, c.Password.ClientSecret = *pwOn, *pwConn, *pwClientID, *pwClientSecret
 		c.Password.EmailRate, c.Password.EmailBurst = float64(*pwEmailRate), *pwEmailBurst
 		c.Password.IPRate, c.Password.IPBurst = float64(*pwIPRate), *pwIPBurst
@@ -82,6 +84,7 @@ func runExchange(ctx context.Context, args []string, e env) error {
 	}
 	cfg := build()
 	cfg.Tenant, cfg.UIDPolicy = *tenant, events.UIDPolicy(*uidPolicy)
+	cfg.Merge.Project = *project
 	cfg.Management = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
 	cfg.ShutdownTimeout = *com.drainPeriod
 	err := cfg.Validate()

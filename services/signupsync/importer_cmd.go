@@ -42,6 +42,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 	ackWait := f.Duration("ack-wait", "SIGNUPSYNC_ACK_WAIT", d.Delivery.AckWait, "consumer AckWait")
 	maxDeliver := f.Int("max-deliver", "SIGNUPSYNC_MAX_DELIVER", d.Delivery.MaxDeliver, "deliveries before a failing signup is dead-lettered")
 	ambWait := f.Duration("ambiguous-import-wait", "SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT", d.AmbiguousWait, "how long an import that got no answer may still be applied by Firebase; the user is not imported again before")
+	freshAfter := f.Duration("fresh-after", "SIGNUPSYNC_FRESH_AFTER", d.FreshAfter, "re-read from the Auth0 Management API a signup older than this (and every backfill or replayed signup) before import, so a user deleted or changed since is not imported from old data; 0 = only backfill and replay (needs --auth0-domain)")
 	enrichAll := f.Bool("enrich-all", "SIGNUPSYNC_ENRICH_ALL", false, "read every signup from the Auth0 Management API, not only partial ones")
 	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", f.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id (falls back to GOOGLE_CLOUD_PROJECT)")
 	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
@@ -63,7 +64,7 @@ func importerFlags(f *flags) func() (importerSettings, error) {
 		}
 		c.BreakerFailures, c.BreakerOpenFor, c.FirebaseTimeout = uint32(max(*brFail, 0)), *brOpen, *fbTimeout
 		c.Delivery.AckWait, c.Delivery.MaxDeliver, c.AmbiguousWait = *ackWait, *maxDeliver, *ambWait
-		c.EnrichAll = *enrichAll
+		c.EnrichAll, c.FreshAfter = *enrichAll, *freshAfter
 		s.auth0 = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
 		var errs []error
 		if err := c.Validate(); err != nil {
@@ -141,9 +142,9 @@ func runImporterRole(ctx context.Context, s importerSettings, js jetstream.JetSt
 			return err
 		}
 		enricher = importer.Auth0Enricher(c)
-		log.Info("enrichment on", "auth0_domain", s.auth0.Domain, "enrich_all", s.cfg.EnrichAll)
+		log.Info("enrichment on", "auth0_domain", s.auth0.Domain, "enrich_all", s.cfg.EnrichAll, "fresh_after", s.cfg.FreshAfter)
 	} else {
-		log.Info("enrichment off: partial signups (Log Streams) are mapped from what they carry")
+		log.Warn("enrichment off: partial signups (Log Streams) are mapped from what they carry, and backfill, replayed and old signups are imported without re-reading Auth0 (a user deleted since may be imported)")
 	}
 	im, err := importer.New(ctx, s.cfg, importer.Deps{
 		JetStream:  js,
