@@ -71,12 +71,16 @@ bench-backfill: build emulator $(NATS_SERVER)
 
 # The long chaos run: five importer SIGKILLs, a broker SIGKILL, a 30 s
 # Firebase outage and late duplicates at 200 signups/s, counted to the last
-# signup (the short run is part of make test).
+# signup; and the lifecycle run: signups, updates and deletions at 200
+# events/s with an importer SIGKILL (the short runs are part of make test).
 chaos: emulator
-	$(GO) test -race -count=1 -tags chaos -run 'TestChaos' -v -timeout 20m ./services/signupsync/
+	$(GO) test -race -count=1 -tags chaos -run 'TestChaos|TestLifecycleChaos' -v -timeout 20m ./services/signupsync/
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # Every fuzz target, FUZZTIME each; new corpus entries land in testdata/fuzz.

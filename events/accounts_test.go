@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,7 +78,7 @@ func TestMergeIDIsThePair(t *testing.T) {
 	if a == b || a != events.MergeID("anon", "perm1") {
 		t.Fatalf("merge ids %s %s", a, b)
 	}
-	if events.MergeSubject("anon") != events.MergeSubject("anon") || events.MergeSubject("anon") == events.MergeSubject("anon2") {
+	if s := events.MergeSubject("anon"); s != events.MergeSubject(strings.Clone("anon")) || s == events.MergeSubject("anon2") {
 		t.Fatal("merge subject is not a function of the anonymous uid alone")
 	}
 	msg, _, err := events.NewAccountMergeMsg(events.AccountMergeData{AnonymousUID: "anon", PermanentUID: "perm1", Auth0UserID: "github|1", At: time.Now()}, time.Now())

@@ -92,6 +92,10 @@ const (
 	ReasonUIDTaken             = "uid_taken"
 	ReasonProviderElsewhere    = "provider_on_other_account"
 	ReasonSameUIDAndProvider   = "same_uid_and_provider"
+	// ReasonImportLanded: imported, found by a later attempt — an earlier
+	// ImportUsers got no answer (or its process died) yet landed; the
+	// account carries signupsync's auth0_user_id claim for this user.
+	ReasonImportLanded = "import_landed"
 	ReasonLedger               = "ledger"
 	ReasonDuplicateDelivery    = "duplicate_delivery"
 	ReasonLinked               = "linked_to_existing_account"
@@ -188,6 +192,9 @@ const (
 	// exists in Firebase (deleted by the app).
 	LifecycleAccountMissing = "firebase_account_missing"
 	// LifecycleUnknownUser: an update of a user no signup was settled for.
+	// It is recorded (an entry without an outcome), so the signup, when it
+	// comes, is re-read from the Management API, and a later update is
+	// applied even if not newer.
 	LifecycleUnknownUser = "unknown_user"
 	// LifecycleNoManagementAPI: an update that cannot be applied because
 	// the importer has no Management API access to re-read the profile.

@@ -27,6 +27,7 @@ var natsPasswords = map[string]string{
 	"NATS_IMPORTER_PASSWORD":  "test-importer",
 	"NATS_RECONCILE_PASSWORD": "test-reconcile",
 	"NATS_OPERATOR_PASSWORD":  "test-operator",
+	"NATS_APP_MERGE_PASSWORD": "test-app-merge",
 	"NATS_SYS_PASSWORD":       "test-sys",
 }
 
@@ -89,7 +90,7 @@ func TestNATSConfigs(t *testing.T) {
 				}
 				users[u.Username] = u.Account.Name
 			}
-			for user, acc := range map[string]string{"ingest": "SIGNUPSYNC", "exchange": "SIGNUPSYNC", "importer": "SIGNUPSYNC", "reconcile": "SIGNUPSYNC", "operator": "SIGNUPSYNC", "sys": server.DEFAULT_SYSTEM_ACCOUNT} {
+			for user, acc := range map[string]string{"ingest": "SIGNUPSYNC", "exchange": "SIGNUPSYNC", "importer": "SIGNUPSYNC", "reconcile": "SIGNUPSYNC", "operator": "SIGNUPSYNC", "app_merge": "SIGNUPSYNC", "sys": server.DEFAULT_SYSTEM_ACCOUNT} {
 				if users[user] != acc {
 					t.Errorf("user %s in account %q, want %q", user, users[user], acc)
 				}

@@ -33,18 +33,26 @@ const (
 	streamPasswords    = "PASSWORDS"
 	streamPasswordsDLQ = "PASSWORDS_DLQ"
 	durablePasswords   = "importer_passwords"
-	// Anonymous account merges (events/accounts.go).
-	streamAccounts = "ACCOUNTS"
+	// Anonymous account merges (events/accounts.go): the exchange's consumer
+	// of acknowledgements, and the app's worker's consumer of requests
+	// (README "Guests: merging an anonymous session").
+	streamAccounts  = "ACCOUNTS"
+	durableMerged   = "exchange_merged"
+	durableAppMerge = "app_merge"
+	// The guest key of the merge the checks request and acknowledge.
+	mergeKey = "0123456789abcdef0123456789abcdef"
 )
 
-// roleUsers are the NATS users of the SIGNUPSYNC account, one per role.
-var roleUsers = []string{"ingest", "exchange", "importer", "reconcile", "operator"}
+// roleUsers are the NATS users of the SIGNUPSYNC account, one per role
+// (app_merge: the app's merge worker).
+var roleUsers = []string{"ingest", "exchange", "importer", "reconcile", "operator", "app_merge"}
 
 // inboxPrefix is the reply inbox prefix each role connects with
-// (services/signupsync: ingest and exchange have their own).
+// (services/signupsync: ingest and exchange have their own; the app's
+// merge worker must use its own too).
 func inboxPrefix(user string) string {
 	switch user {
-	case "ingest", "exchange":
+	case "ingest", "exchange", "app_merge":
 		return "_INBOX_" + user
 	}
 	return ""
@@ -66,8 +74,8 @@ type serverLog struct {
 type clientOp struct{ user, op, subject string }
 
 var (
-	traceOp     = regexp.MustCompile(`"SIGNUPSYNC/user:([a-z]+)" - <<- \[(HPUB|PUB|SUB) ([^ \]]+)`)
-	violationRe = regexp.MustCompile(`"SIGNUPSYNC/user:([a-z]+)" - (Publish|Subscription) Violation - Subject "([^"]+)"`)
+	traceOp     = regexp.MustCompile(`"SIGNUPSYNC/user:([a-z_]+)" - <<- \[(HPUB|PUB|SUB) ([^ \]]+)`)
+	violationRe = regexp.MustCompile(`"SIGNUPSYNC/user:([a-z_]+)" - (Publish|Subscription) Violation - Subject "([^"]+)"`)
 )
 
 func (l *serverLog) record(format string, v []any) {
@@ -282,12 +290,14 @@ func TestNATSLeastPrivilege(t *testing.T) {
 	defer cancel()
 
 	// What each role does, in the order the pipeline does it.
-	imp, ing, exc, rec, op := conns["importer"], conns["ingest"], conns["exchange"], conns["reconcile"], conns["operator"]
+	imp, ing, exc, rec, op, app := conns["importer"], conns["ingest"], conns["exchange"], conns["reconcile"], conns["operator"], conns["app_merge"]
 	retryEnsure(t, ctx, imp.js, 3) // creates
 	runImporterSetup(t, imp)
 	runSteps(t, "ingest", ingestSteps(ing))
 	runImporterWork(t, imp)
 	runSteps(t, "exchange", exchangeSteps(exc))
+	runSteps(t, "app_merge", appMergeSteps(app))
+	runSteps(t, "exchange", exchangeMergedSteps(exc))
 	runSteps(t, "reconcile", reconcileSteps(rec))
 	runSteps(t, "reconcile", passwordsCommandSteps(rec))
 	runSteps(t, "importer", importerPasswordSteps(imp))
@@ -731,7 +741,7 @@ func exchangeSteps(exc *roleConn) []step {
 			return watchAll(ctx, exc.js, largeEntries)
 		}},
 		{"request an anonymous merge (create-if-absent), read it back", func(ctx context.Context) error {
-			subj := "accounts.v1.merge.0123456789abcdef0123456789abcdef"
+			subj := "accounts.v1.merge." + mergeKey
 			m := nats.NewMsg(subj)
 			m.Data = []byte(`{"type":"merge"}`)
 			m.Header.Set(nats.MsgIdHdr, "mg_check")
@@ -756,6 +766,123 @@ func exchangeSteps(exc *roleConn) []step {
 				return err
 			}
 			_, err = kv.Update(ctx, "u_lazy_exchange", []byte(`{"outcome":"imported","reason":"lazy_password"}`), rev)
+			return err
+		}},
+	}
+}
+
+// mergedConsumerConfig is events.MergedConsumerConfig: the exchange's
+// consumer of the app's acknowledgements (--delete-merged-anonymous).
+func mergedConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: durableMerged, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 100, FilterSubject: "accounts.v1.merged.>",
+	}
+}
+
+// appMergeConsumerConfig is the app's worker's consumer of merge requests
+// (README "Guests: merging an anonymous session").
+func appMergeConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: durableAppMerge, DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Minute, FilterSubject: "accounts.v1.merge.>",
+	}
+}
+
+// appMergeSteps: the app's merge worker consumes the request the exchange
+// published (exchangeSteps), publishes the acknowledgement and acks.
+func appMergeSteps(app *roleConn) []step {
+	return []step{
+		{"readiness: ACCOUNTS's info", func(ctx context.Context) error {
+			_, err := app.js.Stream(ctx, streamAccounts)
+			return err
+		}},
+		{"create or update its consumer of merge requests, consumer info", func(ctx context.Context) error {
+			c, err := app.js.CreateOrUpdateConsumer(ctx, streamAccounts, appMergeConsumerConfig())
+			if err != nil {
+				return err
+			}
+			_, err = c.Info(ctx)
+			return err
+		}},
+		{"consume a merge request, acknowledge the merge, ack the request", func(ctx context.Context) error {
+			c, err := app.js.Consumer(ctx, streamAccounts, durableAppMerge)
+			if err != nil {
+				return err
+			}
+			batch, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for m := range batch.Messages() {
+				if want := "accounts.v1.merge." + mergeKey; m.Subject() != want {
+					return fmt.Errorf("delivered %s, want %s", m.Subject(), want)
+				}
+				done := nats.NewMsg("accounts.v1.merged." + mergeKey)
+				done.Data = []byte(`{"type":"merged"}`)
+				done.Header.Set(nats.MsgIdHdr, "md_check")
+				if _, err := app.js.PublishMsg(ctx, done, jetstream.WithExpectStream(streamAccounts)); err != nil {
+					return fmt.Errorf("acknowledgement: %w", err)
+				}
+				if err := m.DoubleAck(ctx); err != nil {
+					return err
+				}
+				n++
+			}
+			if n == 0 {
+				return fmt.Errorf("fetched no merge request: %v", batch.Error())
+			}
+			return nil
+		}},
+	}
+}
+
+// exchangeMergedSteps: with --delete-merged-anonymous the exchange creates
+// its consumer of acknowledgements and consumes the app's (ConsumeMerged,
+// handleMerged): a nak with delay (a transient failure), the redelivery
+// acked, then the drain of its stop function.
+func exchangeMergedSteps(exc *roleConn) []step {
+	return []step{
+		{"consume an acknowledgement: nak, redelivery, ack, drain", func(ctx context.Context) error {
+			cons, err := exc.js.CreateOrUpdateConsumer(ctx, streamAccounts, mergedConsumerConfig())
+			if err != nil {
+				return err
+			}
+			acked := make(chan error, 1)
+			cc, err := cons.Consume(func(m jetstream.Msg) {
+				meta, err := m.Metadata()
+				switch {
+				case err != nil:
+				case m.Subject() != "accounts.v1.merged."+mergeKey:
+					err = fmt.Errorf("delivered %s", m.Subject())
+				case meta.NumDelivered == 1:
+					if err = m.NakWithDelay(100 * time.Millisecond); err == nil {
+						return
+					}
+				default:
+					err = m.DoubleAck(ctx)
+				}
+				select {
+				case acked <- err:
+				default:
+				}
+			})
+			if err != nil {
+				return err
+			}
+			select {
+			case err = <-acked:
+			case <-ctx.Done():
+				err = fmt.Errorf("no acknowledgement consumed: %w", ctx.Err())
+			}
+			cc.Drain()
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+				cc.Stop()
+				return errors.Join(err, fmt.Errorf("drain: %w", ctx.Err()))
+			}
 			return err
 		}},
 	}
@@ -907,7 +1034,12 @@ func sub(rc *roleConn, subject string) func(context.Context) error {
 }
 
 func refusals(c map[string]*roleConn) []refusal {
-	ing, exc, imp, rec, op := c["ingest"], c["exchange"], c["importer"], c["reconcile"], c["operator"]
+	ing, exc, imp, rec, op, app := c["ingest"], c["exchange"], c["importer"], c["reconcile"], c["operator"], c["app_merge"]
+	// A consumer of the merge requests or the acknowledgements, as the body
+	// of CONSUMER.CREATE.ACCOUNTS.<durable>.<filter>.
+	consumerOn := func(durable, filter string) string {
+		return `{"stream_name":"ACCOUNTS","config":{"durable_name":"` + durable + `","filter_subject":"` + filter + `","ack_policy":"explicit"}}`
+	}
 	return []refusal{
 		// ingest: the internet-facing role.
 		{"ingest", "write the ledger", "$KV.SIGNUPS_LEDGER.u_evil", pub(ing, "$KV.SIGNUPS_LEDGER.u_evil")},
@@ -939,6 +1071,40 @@ func refusals(c map[string]*roleConn) []refusal {
 		{"exchange", "acknowledge a merge as the app", "accounts.v1.merged.0123456789abcdef0123456789abcdef", pub(exc, "accounts.v1.merged.0123456789abcdef0123456789abcdef")},
 		{"exchange", "create ACCOUNTS", "$JS.API.STREAM.CREATE.ACCOUNTS", api(exc, "$JS.API.STREAM.CREATE.ACCOUNTS", `{"name":"ACCOUNTS"}`)},
 		{"exchange", "read password hashes", "$JS.API.STREAM.MSG.GET.PASSWORDS", api(exc, "$JS.API.STREAM.MSG.GET.PASSWORDS", `{"seq":1}`)},
+		{"exchange", "consume merge requests: the app's durable", "$JS.API.CONSUMER.CREATE.ACCOUNTS.app_merge.accounts.v1.merge.>",
+			api(exc, "$JS.API.CONSUMER.CREATE.ACCOUNTS.app_merge.accounts.v1.merge.>", consumerOn(durableAppMerge, "accounts.v1.merge.>"))},
+		{"exchange", "consume merge requests: another durable", "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_requests.accounts.v1.merge.>",
+			api(exc, "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_requests.accounts.v1.merge.>", consumerOn("exchange_requests", "accounts.v1.merge.>"))},
+		{"exchange", "consume merge requests: its durable with their filter", "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_merged.accounts.v1.merge.>",
+			api(exc, "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_merged.accounts.v1.merge.>", consumerOn(durableMerged, "accounts.v1.merge.>"))},
+		{"exchange", "consume merge requests: a consumer without a filter in the subject", "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_merged",
+			api(exc, "$JS.API.CONSUMER.CREATE.ACCOUNTS.exchange_merged", consumerOn(durableMerged, "accounts.v1.>"))},
+		{"exchange", "pull the app's consumer", "$JS.API.CONSUMER.MSG.NEXT.ACCOUNTS.app_merge", api(exc, "$JS.API.CONSUMER.MSG.NEXT.ACCOUNTS.app_merge", `{"batch":1}`)},
+		{"exchange", "delete its acknowledgement consumer", "$JS.API.CONSUMER.DELETE.ACCOUNTS.exchange_merged", api(exc, "$JS.API.CONSUMER.DELETE.ACCOUNTS.exchange_merged", "")},
+		{"exchange", "purge ACCOUNTS", "$JS.API.STREAM.PURGE.ACCOUNTS", api(exc, "$JS.API.STREAM.PURGE.ACCOUNTS", "")},
+		// app_merge: the app's merge worker, outside signupsync.
+		{"app_merge", "read signups: a consumer on SIGNUPS", "$JS.API.CONSUMER.CREATE.SIGNUPS", api(app, "$JS.API.CONSUMER.CREATE.SIGNUPS", `{"stream_name":"SIGNUPS","config":{}}`)},
+		{"app_merge", "read signups: one by sequence", "$JS.API.STREAM.MSG.GET.SIGNUPS", api(app, "$JS.API.STREAM.MSG.GET.SIGNUPS", `{"seq":1}`)},
+		{"app_merge", "read signups: direct get", "$JS.API.DIRECT.GET.SIGNUPS", api(app, "$JS.API.DIRECT.GET.SIGNUPS", `{"seq":1}`)},
+		{"app_merge", "read signups: pull the importer's consumer", "$JS.API.CONSUMER.MSG.NEXT.SIGNUPS.importer", api(app, "$JS.API.CONSUMER.MSG.NEXT.SIGNUPS.importer", `{"batch":1}`)},
+		{"app_merge", "read signups: subscribe to the subjects", "signups.v1.>", sub(app, "signups.v1.>")},
+		{"app_merge", "read signups: subscribe to the importer's inbox", "_INBOX.>", sub(app, "_INBOX.>")},
+		{"app_merge", "read signups: SIGNUPS's info", "$JS.API.STREAM.INFO.SIGNUPS", api(app, "$JS.API.STREAM.INFO.SIGNUPS", "")},
+		{"app_merge", "read the ledger", "$JS.API.DIRECT.GET.KV_SIGNUPS_LEDGER.$KV.SIGNUPS_LEDGER.u_check", api(app, "$JS.API.DIRECT.GET.KV_SIGNUPS_LEDGER.$KV.SIGNUPS_LEDGER.u_check", "")},
+		{"app_merge", "read the ledger: a watch", "$JS.API.CONSUMER.CREATE.KV_SIGNUPS_LEDGER", api(app, "$JS.API.CONSUMER.CREATE.KV_SIGNUPS_LEDGER", `{"stream_name":"KV_SIGNUPS_LEDGER","config":{}}`)},
+		{"app_merge", "write the ledger", "$KV.SIGNUPS_LEDGER.u_evil", pub(app, "$KV.SIGNUPS_LEDGER.u_evil")},
+		{"app_merge", "read password hashes", "$JS.API.STREAM.MSG.GET.PASSWORDS", api(app, "$JS.API.STREAM.MSG.GET.PASSWORDS", `{"seq":1}`)},
+		{"app_merge", "publish a signup", "signups.v1.action", pub(app, "signups.v1.action")},
+		{"app_merge", "publish a merge request", "accounts.v1.merge.fedcba9876543210fedcba9876543210", pub(app, "accounts.v1.merge.fedcba9876543210fedcba9876543210")},
+		{"app_merge", "purge ACCOUNTS", "$JS.API.STREAM.PURGE.ACCOUNTS", api(app, "$JS.API.STREAM.PURGE.ACCOUNTS", "")},
+		{"app_merge", "delete ACCOUNTS", "$JS.API.STREAM.DELETE.ACCOUNTS", api(app, "$JS.API.STREAM.DELETE.ACCOUNTS", "")},
+		{"app_merge", "change ACCOUNTS", "$JS.API.STREAM.UPDATE.ACCOUNTS", api(app, "$JS.API.STREAM.UPDATE.ACCOUNTS", `{"name":"ACCOUNTS"}`)},
+		{"app_merge", "delete a merge request", "$JS.API.STREAM.MSG.DELETE.ACCOUNTS", api(app, "$JS.API.STREAM.MSG.DELETE.ACCOUNTS", `{"seq":1}`)},
+		{"app_merge", "consume acknowledgements: its durable with their filter", "$JS.API.CONSUMER.CREATE.ACCOUNTS.app_merge.accounts.v1.merged.>",
+			api(app, "$JS.API.CONSUMER.CREATE.ACCOUNTS.app_merge.accounts.v1.merged.>", consumerOn(durableAppMerge, "accounts.v1.merged.>"))},
+		{"app_merge", "consume acknowledgements: pull the exchange's consumer", "$JS.API.CONSUMER.MSG.NEXT.ACCOUNTS.exchange_merged", api(app, "$JS.API.CONSUMER.MSG.NEXT.ACCOUNTS.exchange_merged", `{"batch":1}`)},
+		{"app_merge", "delete its consumer", "$JS.API.CONSUMER.DELETE.ACCOUNTS.app_merge", api(app, "$JS.API.CONSUMER.DELETE.ACCOUNTS.app_merge", "")},
+		{"app_merge", "subscribe to the exchange's inbox", "_INBOX_exchange.>", sub(app, "_INBOX_exchange.>")},
 		{"reconcile", "read password hashes back", "$JS.API.CONSUMER.CREATE.PASSWORDS", api(rec, "$JS.API.CONSUMER.CREATE.PASSWORDS", `{"stream_name":"PASSWORDS","config":{}}`)},
 		// importer.
 		{"importer", "purge SIGNUPS", "$JS.API.STREAM.PURGE.SIGNUPS", api(imp, "$JS.API.STREAM.PURGE.SIGNUPS", "")},

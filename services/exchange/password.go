@@ -344,9 +344,9 @@ func dupKeys(b []byte) bool {
 		if err != nil {
 			break
 		}
-		switch t.(type) {
+		switch d := t.(type) {
 		case json.Delim:
-			if d := t.(json.Delim); d == '{' || d == '[' {
+			if d == '{' || d == '[' {
 				depth++
 			} else {
 				depth--

@@ -38,6 +38,7 @@ const (
 	rereadPartial  = "partial"
 	rereadAll      = "enrich_all"
 	rereadBackfill = "backfill"
+	rereadChanged  = "changed_in_auth0"
 	rereadReplay   = "replay"
 	rereadAge      = "age"
 )
@@ -53,7 +54,9 @@ const (
 //   - a replayed dead letter (header Signupsync-Replayed-From) keeps the
 //     data of the original event, days or weeks old;
 //   - any other signup whose event time is more than FreshAfter before now
-//     (an importer outage, a consumer far behind).
+//     (an importer outage, a consumer far behind);
+//   - a signup of a user whose ledger entry records an Auth0 change but
+//     no settled signup: the update reached the lifecycle consumer first.
 //
 // The age is measured from the event's time, when signupsync learnt the
 // profile, not from the user's created_at: reconcile publishes a user
@@ -65,6 +68,10 @@ func (im *Importer) rereadReason(it *item, now time.Time) string {
 		return rereadPartial
 	case im.cfg.EnrichAll:
 		return rereadAll
+	case it.read != nil && it.read.found && it.read.entry.Outcome == "" && it.read.entry.Lifecycle != nil:
+		// Auth0 reported a change of the user before any signup of it
+		// was settled (lifecycle.go): the signup's data may be older.
+		return rereadChanged
 	}
 	for _, c := range append([]*item{it}, it.dups...) {
 		switch {

@@ -649,7 +649,7 @@ func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
 		email := strings.ToLower(c.data.Email)
 		if rec, ok := x.byUID[c.uid]; ok {
 			if x.byProvider[lookupKey(fp, raw)] == rec.UID {
-				c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
+				c.settle(sameUIDAndProvider(rec, c.data.UserID))
 			} else {
 				c.settle(events.OutcomeConflict, events.ReasonUIDTaken, rec.UID, "uid exists without this provider identity")
 			}
@@ -756,7 +756,7 @@ func (im *Importer) recheck(ctx context.Context, rejected []*item) {
 			continue
 		}
 		if rec, ok := x.byUID[c.uid]; ok && x.byProvider[lookupKey(c.elig.FirebaseProvider, c.elig.Identity.UserID)] == rec.UID {
-			c.settle(events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, "")
+			c.settle(sameUIDAndProvider(rec, c.data.UserID))
 			continue
 		}
 		// Another account took the email meanwhile (another replica): the
@@ -800,4 +800,28 @@ func (im *Importer) parallel(items []*item, fn func(*item)) {
 func recordError(span trace.Span, err error) {
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
+}
+
+// sameUIDAndProvider is the outcome of a look-up that finds the user's
+// account at its uid with its identity: imported (reason import_landed) when
+// the account carries signupsync's claim for this user — an earlier attempt
+// whose ImportUsers got no answer, or whose process died before the ledger
+// write, landed — else already_present. The distinction matters after the
+// import: lifecycle events (deletions, profile changes) act only on accounts
+// the ledger says signupsync created.
+func sameUIDAndProvider(rec *auth.UserRecord, auth0UserID string) (events.Outcome, string, string, string) {
+	if ours(rec, auth0UserID) {
+		return events.OutcomeImported, events.ReasonImportLanded, rec.UID, ""
+	}
+	return events.OutcomeAlreadyPresent, events.ReasonSameUIDAndProvider, rec.UID, ""
+}
+
+// ours reports whether rec carries signupsync's auth0_user_id claim for
+// auth0UserID (set by every import, see mapping.go).
+func ours(rec *auth.UserRecord, auth0UserID string) bool {
+	if rec == nil || rec.CustomClaims == nil {
+		return false
+	}
+	v, _ := rec.CustomClaims[ClaimAuth0ID].(string)
+	return v == auth0UserID && v != ""
 }

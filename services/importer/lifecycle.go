@@ -35,7 +35,10 @@ import (
 //     the account signupsync created. A new email that belongs to another
 //     Firebase account is recorded as email_conflict and the account is
 //     left untouched. An update not newer than the last one applied
-//     (Auth0's updated_at) is ignored.
+//     (Auth0's updated_at) is ignored. An update of a user whose signup
+//     is not settled yet is recorded and checked again once after
+//     AckWait: the signup then either re-reads the profile or has landed
+//     and is updated.
 //
 // Every event is acknowledged only after its user's ledger entry is
 // written; Firebase calls go through the signup path's breaker and rate
@@ -167,8 +170,6 @@ type lcItem struct {
 	ev   events.Lifecycle
 	ctx  context.Context
 	span trace.Span
-	// result labels the item's metric once settled.
-	result string
 }
 
 // lcUser is the work of one user in a batch: its events, oldest first,
@@ -186,6 +187,8 @@ type lcUser struct {
 	detail    string
 	synced    bool // Firebase was written for an update
 	write     bool // the ledger entry changes
+	recheck   bool // redeliver once after recheckIn: the signup may be importing
+	recheckIn time.Duration
 	err       error
 	dead      bool // err is permanent
 }
@@ -220,8 +223,50 @@ func (im *Importer) processLifecycle(ctx context.Context, msgs []jetstream.Msg) 
 			mu.Unlock()
 		}
 	})
-	im.deleteAccounts(bctx, toDelete)
+	im.deleteAccounts(bctx, im.skipGone(bctx, toDelete))
 	parallelDo(users, im.cfg.Concurrency, func(u *lcUser) { im.settleLifecycle(bctx, u) })
+}
+
+// skipGone returns the users whose account is still to be deleted. A
+// redelivered deletion may have been applied by a process that died before
+// recording it: its account is looked up first (100 uids a call) and, when
+// gone, counted deleted without a second delete call.
+func (im *Importer) skipGone(ctx context.Context, users []*lcUser) []*lcUser {
+	var again []*lcUser
+	for _, u := range users {
+		if slices.ContainsFunc(u.items, func(it *lcItem) bool { return deliveriesOf(it.meta) > 1 }) {
+			again = append(again, u)
+		}
+	}
+	if len(again) == 0 {
+		return users
+	}
+	gone := map[*lcUser]bool{}
+	for chunk := range slices.Chunk(again, 100) {
+		ids := make([]auth.UserIdentifier, len(chunk))
+		for i, u := range chunk {
+			ids[i] = auth.UIDIdentifier{UID: u.deleteUID}
+		}
+		var res *auth.GetUsersResult
+		err := im.firebase(ctx, "GetUsers", func(ctx context.Context) error {
+			r, err := im.accounts.GetUsers(ctx, ids)
+			res = r
+			return classifyFirebase("GetUsers", err)
+		})
+		if err != nil {
+			continue // delete as planned: deleting a missing account is harmless
+		}
+		present := map[string]bool{}
+		for _, rec := range res.Users {
+			present[rec.UID] = true
+		}
+		for _, u := range chunk {
+			if !present[u.deleteUID] {
+				gone[u], u.deleted = true, true
+			}
+		}
+	}
+	return slices.DeleteFunc(users, func(u *lcUser) bool { return gone[u] })
 }
 
 // openLifecycle decodes a message and starts its consumer span. A message
@@ -275,31 +320,81 @@ func (im *Importer) decideLifecycle(ctx context.Context, u *lcUser) {
 	switch {
 	case found && e.Outcome == events.OutcomeDeleted:
 		u.result = events.LifecycleAfterDeletion
-		if lc.OrphanUID != "" {
+		switch {
+		case lc.OrphanUID != "":
 			// An import that landed after the deletion, not deleted yet.
 			u.deleteUID, u.result, u.write = lc.OrphanUID, events.LifecycleFirebaseDeleted, true
+		case lc.Result == events.LifecycleDeletedBeforeImport:
+			// Deleted before any import was recorded; an import that got
+			// no answer may have landed since (see the recheck below).
+			im.findLandedImport(ctx, u, e)
 		}
 	case !u.deleteAt.IsZero():
 		u.write = true
 		switch {
-		case !found:
+		case !found || e.Outcome == "":
 			u.result = events.LifecycleDeletedBeforeImport
+			// Signups settled from now on are skipped, but an import sent
+			// before now that got no answer may still land, up to
+			// AmbiguousWait after it was sent and recorded nowhere: look
+			// for it once more after that (findLandedImport).
+			u.recheck = slices.ContainsFunc(u.items, func(it *lcItem) bool { return deliveriesOf(it.meta) == 1 })
+			u.recheckIn = im.cfg.AmbiguousWait + im.cfg.DeferDelay
 		case e.Outcome == events.OutcomeImported:
 			u.deleteUID, u.result = im.firebaseUID(e), events.LifecycleFirebaseDeleted
 		default:
 			u.result = events.LifecycleNotOurs
 		}
-	case !found:
-		u.result = events.LifecycleUnknownUser
+	case !found || e.Outcome == "":
+		// No signup of the user is settled yet, but one may be on its way:
+		// signups and lifecycle events are consumed independently. The
+		// update is recorded, so a signup settled later re-reads the
+		// profile (rereadReason), and redelivered once after AckWait, so
+		// an import in flight now is updated when it has landed.
+		u.result, u.write = events.LifecycleUnknownUser, true
+		// Checked again every AckWait until a signup is settled or
+		// MaxDeliver is reached: an import can take several attempts (a
+		// claim held by a process that died, an outage), and an update
+		// acknowledged before its import is applied would be lost if the
+		// import then finds an account an earlier attempt left with the
+		// old profile.
+		u.recheck = slices.ContainsFunc(u.items, func(it *lcItem) bool { return int(deliveriesOf(it.meta)) < im.cfg.Delivery.MaxDeliver })
+		u.recheckIn = im.cfg.Delivery.AckWait
 	case e.Outcome != events.OutcomeImported:
 		u.result, u.write = events.LifecycleNotOurs, u.newest.After(lc.UpdatedAt)
-	case !u.newest.After(lc.UpdatedAt):
+	case !u.newest.After(lc.UpdatedAt) && lc.Result != events.LifecycleUnknownUser:
+		// (An update recorded before the import was applied to nothing.)
 		u.result = events.LifecycleStale
 	case im.enricher == nil:
 		u.result, u.write = events.LifecycleNoManagementAPI, true
 	default:
 		u.write = true
 		im.applyUpdate(ctx, u, im.firebaseUID(e))
+	}
+}
+
+// findLandedImport looks for an account of u that an import which got no
+// answer created after u was recorded deleted: at the policy uid, carrying
+// signupsync's claim for u. Found, it is deleted like an orphan.
+func (im *Importer) findLandedImport(ctx context.Context, u *lcUser, e events.LedgerEntry) {
+	uid := e.FirebaseUID
+	if uid == "" {
+		uid = im.cfg.UIDPolicy.FirebaseUID(u.id)
+	}
+	var res *auth.GetUsersResult
+	err := im.firebase(ctx, "GetUsers", func(ctx context.Context) error {
+		r, err := im.accounts.GetUsers(ctx, []auth.UserIdentifier{auth.UIDIdentifier{UID: uid}})
+		res = r
+		return classifyFirebase("GetUsers", err)
+	})
+	if err != nil {
+		u.err, u.dead = err, !IsTransient(err)
+		return
+	}
+	for _, rec := range res.Users {
+		if rec.UID == uid && ours(rec, u.id) {
+			u.deleteUID, u.result, u.write = uid, events.LifecycleFirebaseDeleted, true
+		}
 	}
 }
 
@@ -395,11 +490,14 @@ var (
 func profileUpdate(cur *auth.UserRecord, d events.SignupData) (*auth.UserToUpdate, bool) {
 	upd := &auth.UserToUpdate{}
 	changed := false
-	if d.Email != "" && !strings.EqualFold(d.Email, cur.Email) {
+	emailChanged := d.Email != "" && !strings.EqualFold(d.Email, cur.Email)
+	if emailChanged {
 		upd.Email(d.Email)
 		changed = true
 	}
-	if d.EmailVerified != cur.EmailVerified {
+	// Firebase resets email_verified when the email changes: send it with
+	// every new email, not only when it differs from the account's.
+	if emailChanged || d.EmailVerified != cur.EmailVerified {
 		upd.EmailVerified(d.EmailVerified)
 		changed = true
 	}
@@ -497,6 +595,14 @@ func (im *Importer) settleLifecycle(ctx context.Context, u *lcUser) {
 			}
 		}
 		im.log.WarnContext(ctx, "lifecycle event not settled", "auth0_user_id", u.id, "err", u.err)
+		return
+	}
+	if u.recheck {
+		for _, it := range u.items {
+			im.metrics.nak("deferred")
+			_ = it.msg.NakWithDelay(u.recheckIn)
+		}
+		im.log.InfoContext(ctx, "lifecycle event of a user without a settled signup; checking again later", "auth0_user_id", u.id, "in", u.recheckIn.String())
 		return
 	}
 	for i, it := range u.items {

@@ -78,6 +78,9 @@ func lifecycleEnv(t *testing.T) (*env, *countingAccounts, *auth0fake.Server) {
 	t.Helper()
 	e := newEnv(t)
 	e.cfg.Lifecycle.DeleteUsersRPS = 0
+	// A deletion before any import is looked at again after the ambiguity
+	// horizon; keep it short.
+	e.cfg.FirebaseTimeout, e.cfg.AmbiguousWait = 3*time.Second, 3*time.Second
 	fb := newCounting(e.fb)
 	e.deps.Accounts = fb
 	fake := auth0fake.New(t)
@@ -352,7 +355,9 @@ func TestDeletionOfAnAccountSignupsyncDidNotCreateTouchesNothing(t *testing.T) {
 	ctx := context.Background()
 	// The app already holds github|51 (already_present); auth0|db is a
 	// database user the signup path skips.
-	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{toImport("github|51", social("github", "51", "present@example.com"), events.Classify(social("github", "51", "present@example.com"), events.SocialProviders()))}); err != nil {
+	// (made by the app, so without signupsync's auth0_user_id claim)
+	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{(&auth.UserToImport{}).UID("github|51").Email("present@example.com").
+		ProviderData([]*auth.UserProvider{{ProviderID: "github.com", UID: "51"}})}); err != nil {
 		t.Fatal(err)
 	}
 	e.start()
@@ -395,5 +400,125 @@ func TestMalformedLifecycleEventIsDeadLettered(t *testing.T) {
 	}
 	if !errors.Is(func() error { _, err := events.DecodeLifecycle(dl[0].Data); return err }(), events.ErrMalformedLifecycle) {
 		t.Fatal("dead letter is not the original bytes")
+	}
+}
+
+// TestUpdateBeforeTheSignupIsSettledIsNotLost: Auth0 reports a profile
+// change before the importer settled the user's signup (the two are
+// consumed independently). The update is recorded, not dropped: one whose
+// signup is consumed afterwards is imported with the profile re-read from
+// Auth0, not the signup's older body; one whose import is in flight is
+// applied when it is checked again after AckWait.
+func TestUpdateBeforeTheSignupIsSettledIsNotLost(t *testing.T) {
+	e, _, fake := lifecycleEnv(t)
+	e.cfg.Delivery.AckWait = time.Second
+	u := fakeUser("google-oauth2", "61", "changed@example.com")
+	u.Name = "Changed"
+	fake.AddUsers(u)
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, "google-oauth2|61", time.Now())
+	e.start()
+	e.lifecycleIdle()
+	if le := e.entry("google-oauth2|61"); le.Outcome != "" || le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleUnknownUser {
+		t.Fatalf("update of a user without a settled signup not recorded: %+v %+v", le, le.Lifecycle)
+	}
+	e.publish(events.SourceEventStream, social("google-oauth2", "61", "before@example.com"), 0)
+	e.idle()
+	rec, err := e.fb.GetUser(context.Background(), "google-oauth2|61")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Email != "changed@example.com" || rec.DisplayName != "Changed" {
+		t.Fatalf("imported from the signup's body, older than the update: email %q name %q", rec.Email, rec.DisplayName)
+	}
+	if le := e.entry("google-oauth2|61"); le.Outcome != events.OutcomeImported {
+		t.Fatalf("ledger: %+v", le)
+	}
+}
+
+// TestEmailChangeKeepsAVerifiedEmailVerified: Firebase resets
+// email_verified when the email changes, so a change from one verified
+// email to another must say verified again.
+func TestEmailChangeKeepsAVerifiedEmailVerified(t *testing.T) {
+	e, _, fake := lifecycleEnv(t)
+	e.start()
+	fake.AddUsers(fakeUser("github", "71", "first@example.com"))
+	e.publish(events.SourceEventStream, social("github", "71", "first@example.com"), 0)
+	e.idle()
+	fake.AddUsers(fakeUser("github", "71", "second@example.com"))
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, "github|71", time.Now())
+	e.lifecycleIdle()
+	rec, err := e.fb.GetUser(context.Background(), "github|71")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Email != "second@example.com" || !rec.EmailVerified {
+		t.Fatalf("email %q verified %v, want second@example.com verified as in Auth0", rec.Email, rec.EmailVerified)
+	}
+}
+
+// TestImportThatLandsAfterTheDeletionIsDeleted: an ImportUsers that got no
+// answer lands after the user was deleted in Auth0 and recorded
+// deleted_before_import (the retried signup is then skipped, so nothing
+// records the account). The lifecycle consumer looks once more after the
+// ambiguity horizon, finds the account carrying signupsync's claim for the
+// user, and deletes it. An account at that uid without the claim (not
+// signupsync's) is left alone.
+func TestImportThatLandsAfterTheDeletionIsDeleted(t *testing.T) {
+	e, fb, fake := lifecycleEnv(t)
+	fake.AddUsers(fakeUser("github", "71", "late@example.com"), fakeUser("github", "72", "theirs@example.com"))
+	ctx := context.Background()
+	// What the unanswered import left behind (mapping.go's claim), and an
+	// account someone else made at the other user's uid.
+	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{
+		(&auth.UserToImport{}).UID("github|71").Email("late@example.com").CustomClaims(map[string]any{ClaimAuth0ID: "github|71"}).
+			ProviderData([]*auth.UserProvider{{ProviderID: "github.com", UID: "71"}}),
+		(&auth.UserToImport{}).UID("github|72").Email("theirs@example.com"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "github|71", time.Now())
+	e.publishLifecycle(events.SourceEventStream, events.LifecycleDeleted, "github|72", time.Now())
+	e.start()
+	e.lifecycleIdle()
+	if e.exists("github|71") {
+		t.Fatal("the import that landed after the deletion is still in Firebase")
+	}
+	if !e.exists("github|72") {
+		t.Fatal("an account signupsync did not create was deleted")
+	}
+	le := e.entry("github|71")
+	if le.Outcome != events.OutcomeDeleted || le.Lifecycle == nil || le.Lifecycle.Result != events.LifecycleFirebaseDeleted {
+		t.Fatalf("ledger: %+v %+v", le, le.Lifecycle)
+	}
+	if fb.deletes("github|71") != 1 || fb.deletes("github|72") != 0 {
+		t.Fatalf("deletes: %d %d", fb.deletes("github|71"), fb.deletes("github|72"))
+	}
+}
+
+// TestOwnImportFoundLaterIsImported: a signup whose account is already at its
+// uid with its identity and signupsync's claim for it (an earlier attempt's
+// import landed without an answer, or its process died before recording
+// it) is recorded imported (import_landed), so lifecycle events act on it;
+// without the claim it stays already_present.
+func TestOwnImportFoundLaterIsImported(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{
+		(&auth.UserToImport{}).UID("github|81").Email("a81@example.com").CustomClaims(map[string]any{ClaimAuth0ID: "github|81"}).
+			ProviderData([]*auth.UserProvider{{ProviderID: "github.com", UID: "81"}}),
+		(&auth.UserToImport{}).UID("github|82").Email("a82@example.com").
+			ProviderData([]*auth.UserProvider{{ProviderID: "github.com", UID: "82"}}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.publish(events.SourceAction, social("github", "81", "a81@example.com"), 0)
+	e.publish(events.SourceAction, social("github", "82", "a82@example.com"), 1)
+	e.idle()
+	if le := e.entry("github|81"); le.Outcome != events.OutcomeImported || le.Reason != events.ReasonImportLanded || le.FirebaseUID != "github|81" {
+		t.Fatalf("own import: %+v", le)
+	}
+	if le := e.entry("github|82"); le.Outcome != events.OutcomeAlreadyPresent || le.Reason != events.ReasonSameUIDAndProvider {
+		t.Fatalf("someone else's account: %+v", le)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/signupsync/signupsync/events"
 )
 
 // maxDepth bounds JSON nesting; Auth0 bodies nest four or five levels (a log
@@ -73,23 +71,4 @@ func str(m map[string]any, key string) string {
 		return v.String()
 	}
 	return ""
-}
-
-// boolean reads an Auth0 boolean: true, false, "true" or "false" in any
-// case (see events.Auth0Bool); anything else reads as false.
-func boolean(m map[string]any, key string) bool {
-	v, _ := events.ParseAuth0Bool(m[key])
-	return v
-}
-
-func rawJSON(m map[string]any, key string) json.RawMessage {
-	v, ok := m[key].(map[string]any)
-	if !ok || len(v) == 0 {
-		return nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
 }

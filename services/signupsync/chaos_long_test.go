@@ -27,3 +27,11 @@ func TestChaosClusterLong(t *testing.T) {
 func TestChaosLongProduction(t *testing.T) {
 	runChaos(t, chaosPlan{rate: 200, duration: 60 * time.Second, importerKills: 5, brokerKill: true, emulatorOutage: 30 * time.Second, lateDuplicates: true, production: true, importers: 3})
 }
+
+// TestLifecycleChaosLong is issue 15's run: 1,500 signups mixed with
+// updates for a third of the users (some older after newer) and deletions
+// for a fifth (before their signup, racing its import, after it), 200
+// events/s through ingest, one importer of two SIGKILLed halfway.
+func TestLifecycleChaosLong(t *testing.T) {
+	runLifecycleChaos(t, lifecyclePlan{signups: 1500, rate: 200})
+}

@@ -62,7 +62,15 @@ type proc struct {
 
 func newProc(t *testing.T, name string, env []string, args ...string) *proc {
 	p := &proc{t: t, name: name, args: args, env: env, log: filepath.Join(t.TempDir(), name+".log")}
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		// SIGNUPSYNC_CHAOS_LOGS=<dir> keeps the logs of a failed run.
+		if dir := os.Getenv("SIGNUPSYNC_CHAOS_LOGS"); dir != "" && t.Failed() {
+			if b, err := os.ReadFile(p.log); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".log"), b, 0o644)
+			}
+		}
+	})
 	return p
 }
 
@@ -141,13 +149,20 @@ func (s *chaosSender) send(ctx context.Context, user string, viaEventStream bool
 		body = []byte(fmt.Sprintf(`{"specversion":"1.0","id":"evt_%[3]s","type":"user.created","source":"urn:auth0:chaos","data":{"object":{"user_id":%[1]q,"email":"%[3]s@example.com","email_verified":true,"identities":[{"provider":%[2]q,"connection":%[2]q,"user_id":%[3]q,"isSocial":%[4]t}]}}}`, user, provider, raw, provider != "auth0"))
 		path = ingest.PathEventStream
 	}
+	s.deliver(ctx, user, path, body, viaEventStream, r)
+}
+
+// deliver posts body to path until it is accepted (or ctx ends), counting
+// the answers under key; Event Streams bodies carry the bearer token,
+// others are signed as an Action webhook.
+func (s *chaosSender) deliver(ctx context.Context, key, path string, body []byte, viaEventStream bool, r *rand.Rand) {
 	delay := 50 * time.Millisecond
 	lost := false
 	for ctx.Err() == nil {
 		hdr := http.Header{"Content-Type": {"application/json"}}
 		if viaEventStream {
 			hdr.Set("Authorization", "Bearer chaos-es-token")
-		} else if err := ingest.SignHeaders(hdr, devSecret, "msg_"+user, time.Now(), body); err != nil {
+		} else if err := ingest.SignHeaders(hdr, devSecret, "msg_"+key, time.Now(), body); err != nil {
 			return
 		}
 		status, err := s.post(ctx, path, hdr, body)
@@ -156,7 +171,7 @@ func (s *chaosSender) send(ctx context.Context, user string, viaEventStream bool
 			s.statuses[status]++
 		}
 		if err == nil && status/100 == 2 {
-			s.accepted[user]++
+			s.accepted[key]++
 			s.acceptedAt = append(s.acceptedAt, time.Now())
 		}
 		s.mu.Unlock()

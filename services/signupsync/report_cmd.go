@@ -208,7 +208,7 @@ func printReport(e env, rep operator.Report, verified bool) {
 func firebaseClient(ctx context.Context, project, credentials, emulatorHost string) (*auth.Client, error) {
 	var opts []option.ClientOption
 	if credentials != "" && emulatorHost == "" {
-		opts = append(opts, option.WithCredentialsFile(credentials))
+		opts = append(opts, option.WithAuthCredentialsFile(option.ServiceAccount, credentials))
 	}
 	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project}, opts...)
 	if err != nil {
