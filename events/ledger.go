@@ -95,14 +95,14 @@ const (
 	// ReasonImportLanded: imported, found by a later attempt — an earlier
 	// ImportUsers got no answer (or its process died) yet landed; the
 	// account carries signupsync's auth0_user_id claim for this user.
-	ReasonImportLanded = "import_landed"
-	ReasonLedger               = "ledger"
-	ReasonDuplicateDelivery    = "duplicate_delivery"
-	ReasonLinked               = "linked_to_existing_account"
-	ReasonMalformedEvent       = "malformed_event"
-	ReasonFirebaseRejected     = "firebase_rejected"
-	ReasonMaxDeliveries        = "max_deliveries"
-	ReasonPermanentError       = "permanent_error"
+	ReasonImportLanded      = "import_landed"
+	ReasonLedger            = "ledger"
+	ReasonDuplicateDelivery = "duplicate_delivery"
+	ReasonLinked            = "linked_to_existing_account"
+	ReasonMalformedEvent    = "malformed_event"
+	ReasonFirebaseRejected  = "firebase_rejected"
+	ReasonMaxDeliveries     = "max_deliveries"
+	ReasonPermanentError    = "permanent_error"
 )
 
 // ReasonLazyPassword qualifies the imported outcome of a database user the
