@@ -188,6 +188,22 @@ const (
 	// LifecycleEmailConflict: the new email belongs to another Firebase
 	// account; the account was left untouched.
 	LifecycleEmailConflict = "email_conflict"
+	// LifecycleIdentityLinked: an identity linked to the user in Auth0
+	// after the import was linked to the Firebase account, under the link
+	// policy's proof rules (the provider is authoritative for the email's
+	// domain, Auth0 and Firebase both hold the email as verified); any
+	// other profile change was applied too.
+	LifecycleIdentityLinked = "identity_linked"
+	// LifecycleIdentityConflict: an identity linked in Auth0 cannot be
+	// linked in Firebase: another Firebase account carries it, or the
+	// account already has another identity of that provider. It is not
+	// linked; the other profile changes were applied.
+	LifecycleIdentityConflict = "identity_conflict"
+	// LifecycleIdentityUnproven: an identity linked in Auth0 is not linked
+	// in Firebase because the profile does not prove the person owns the
+	// email under the link policy's rules; the app links it after the
+	// person signs in with both. The other profile changes were applied.
+	LifecycleIdentityUnproven = "identity_unproven"
 	// LifecycleAccountMissing: the account signupsync created no longer
 	// exists in Firebase (deleted by the app).
 	LifecycleAccountMissing = "firebase_account_missing"

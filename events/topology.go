@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -133,16 +134,53 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		return fmt.Errorf("topology: %w", err)
 	}
 	for _, cfg := range []jetstream.StreamConfig{t.SignupStream(), t.DeadLetterStream(), t.PasswordStream(), t.PasswordDeadLetterStream(), t.LifecycleStream(), t.AccountsStream()} {
+		if st, err := js.Stream(ctx, cfg.Name); err == nil && covers(st.CachedInfo().Config, cfg) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range []jetstream.KeyValueConfig{t.LedgerBucket(), t.StateBucket(), t.ClaimBucket()} {
+		if st, err := js.Stream(ctx, "KV_"+cfg.Bucket); err == nil && bucketCovers(st.CachedInfo().Config, cfg) {
+			continue
+		}
 		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// covers reports whether a stream's config already has every field want
+// sets. Ensure updates only streams that differ: every role runs it at
+// start, and an update request racing a consumer creation on the same
+// stream is a data race inside nats-server 2.15 (fileStore.UpdateConfig vs
+// ConsumerStore), seen when several importers start at once.
+func covers(have, want jetstream.StreamConfig) bool {
+	h, w := reflect.ValueOf(have), reflect.ValueOf(want)
+	for i := range w.NumField() {
+		if f := w.Field(i); !f.IsZero() && !reflect.DeepEqual(f.Interface(), h.Field(i).Interface()) {
+			return false
+		}
+	}
+	return true
+}
+
+// bucketCovers is covers for a key-value bucket's stream (KV_<bucket>),
+// on the settings the bucket config maps onto it.
+func bucketCovers(have jetstream.StreamConfig, want jetstream.KeyValueConfig) bool {
+	history := int64(want.History)
+	if history == 0 {
+		history = 1
+	}
+	replicas := want.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	return have.MaxAge == want.TTL && have.MaxMsgsPerSubject == history && have.Replicas == replicas &&
+		have.Storage == want.Storage && have.SubjectDeleteMarkerTTL == want.LimitMarkerTTL &&
+		(want.MaxBytes == 0 || have.MaxBytes == want.MaxBytes)
 }
 
 // Delivery policy of the importer's durable consumer.

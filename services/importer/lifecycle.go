@@ -34,11 +34,13 @@ import (
 //     webhook body) and applies email, verification, name and picture to
 //     the account signupsync created. A new email that belongs to another
 //     Firebase account is recorded as email_conflict and the account is
-//     left untouched. An update not newer than the last one applied
-//     (Auth0's updated_at) is ignored. An update of a user whose signup
-//     is not settled yet is recorded and checked again once after
-//     AckWait: the signup then either re-reads the profile or has landed
-//     and is updated.
+//     left untouched. An identity linked in Auth0 since is linked to the
+//     account only under the link policy's proof rules, else recorded as
+//     identity_conflict or identity_unproven (lifecycle_identity.go).
+//     An update not newer than the last one applied (Auth0's updated_at)
+//     is ignored. An update of a user whose signup is not settled yet is
+//     recorded and checked again once after AckWait: the signup then
+//     either re-reads the profile or has landed and is updated.
 //
 // Every event is acknowledged only after its user's ledger entry is
 // written; Firebase calls go through the signup path's breaker and rate
@@ -324,9 +326,11 @@ func (im *Importer) decideLifecycle(ctx context.Context, u *lcUser) {
 		case lc.OrphanUID != "":
 			// An import that landed after the deletion, not deleted yet.
 			u.deleteUID, u.result, u.write = lc.OrphanUID, events.LifecycleFirebaseDeleted, true
-		case lc.Result == events.LifecycleDeletedBeforeImport:
+		case lc.Result == events.LifecycleDeletedBeforeImport && !u.deleteAt.IsZero():
 			// Deleted before any import was recorded; an import that got
 			// no answer may have landed since (see the recheck below).
+			// Only a deletion event looks, so that an update redelivered
+			// meanwhile does not delete the same account a second time.
 			im.findLandedImport(ctx, u, e)
 		}
 	case !u.deleteAt.IsZero():
@@ -414,6 +418,15 @@ func (im *Importer) applyUpdate(ctx context.Context, u *lcUser, uid string) {
 	span.End()
 	switch {
 	case errors.Is(err, ErrUserGone):
+		// Deleted in Auth0 since. Its deletion event, which Auth0 sends
+		// for every deletion, deletes the account; applied from here at
+		// the same time too, the account would be deleted twice. So the
+		// update waits one AckWait and deletes only if no deletion was
+		// recorded meanwhile (a lost deletion event).
+		if slices.ContainsFunc(u.items, func(it *lcItem) bool { return deliveriesOf(it.meta) == 1 }) {
+			u.result, u.write, u.recheck, u.recheckIn = events.LifecycleUnknownUser, false, true, im.cfg.Delivery.AckWait
+			return
+		}
 		u.deleteUID, u.deleteAt, u.result = uid, u.newest, events.LifecycleFirebaseDeleted
 		return
 	case err != nil:
@@ -450,31 +463,48 @@ func (im *Importer) applyUpdate(ctx context.Context, u *lcUser, uid string) {
 			return
 		}
 	}
-	upd, changed := profileUpdate(cur, d)
-	if !changed {
-		u.result = events.LifecycleUnchanged
+	// Identities linked in Auth0 since (lifecycle_identity.go), decided
+	// on the account as it is before this update.
+	plan, err := im.planIdentities(ctx, uid, cur, d)
+	if err != nil {
+		u.err, u.dead = err, !IsTransient(err)
 		return
 	}
-	err = im.firebase(ctx, "UpdateUser", func(ctx context.Context) error {
-		_, err := im.accounts.UpdateUser(ctx, uid, upd)
+	base := events.LifecycleUnchanged
+	if upd, changed := profileUpdate(cur, d); changed {
+		err = im.firebase(ctx, "UpdateUser", func(ctx context.Context) error {
+			_, err := im.accounts.UpdateUser(ctx, uid, upd)
+			switch {
+			case auth.IsEmailAlreadyExists(err):
+				return errEmailTaken
+			case auth.IsUserNotFound(err):
+				return errAccountMissing
+			}
+			return classifyFirebase("UpdateUser", err)
+		})
 		switch {
-		case auth.IsEmailAlreadyExists(err):
-			return errEmailTaken
-		case auth.IsUserNotFound(err):
-			return errAccountMissing
+		case errors.Is(err, errEmailTaken):
+			u.result, u.detail = events.LifecycleEmailConflict, "the new email belongs to another firebase account"
+			return
+		case errors.Is(err, errAccountMissing):
+			u.result = events.LifecycleAccountMissing
+			return
+		case err != nil:
+			u.err, u.dead = err, !IsTransient(err)
+			return
 		}
-		return classifyFirebase("UpdateUser", err)
-	})
-	switch {
-	case errors.Is(err, errEmailTaken):
-		u.result, u.detail = events.LifecycleEmailConflict, "the new email belongs to another firebase account"
+		base, u.synced = events.LifecycleProfileUpdated, true
+	}
+	switch err := im.linkIdentities(ctx, uid, d, &plan); {
 	case errors.Is(err, errAccountMissing):
 		u.result = events.LifecycleAccountMissing
+		return
 	case err != nil:
 		u.err, u.dead = err, !IsTransient(err)
-	default:
-		u.result, u.synced = events.LifecycleProfileUpdated, true
+		return
 	}
+	u.synced = u.synced || plan.linked
+	u.result, u.detail = plan.result(base)
 }
 
 var (

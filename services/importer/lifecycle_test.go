@@ -522,3 +522,105 @@ func TestOwnImportFoundLaterIsImported(t *testing.T) {
 		t.Fatalf("someone else's account: %+v", le)
 	}
 }
+
+// TestIdentityLinkedInAuth0IsLinkedOnlyOnProof: an identity linked to the
+// user in Auth0 after the import reaches the Firebase account only under
+// the link policy's proof rules. A Google identity of a verified gmail.com
+// address whose account's email is verified too is linked; a Facebook
+// identity (not authoritative for gmail.com) is recorded identity_unproven
+// while the rest of the profile change is applied; an identity another
+// Firebase account carries is recorded identity_conflict and that account
+// is left as it was. An identity the account has and Auth0 lacks is never
+// unlinked.
+func TestIdentityLinkedInAuth0IsLinkedOnlyOnProof(t *testing.T) {
+	e, _, fake := lifecycleEnv(t)
+	ctx := context.Background()
+	// Someone's app account already signs in with the Google identity the
+	// third user links in Auth0.
+	if _, err := e.fb.ImportUsers(ctx, []*auth.UserToImport{(&auth.UserToImport{}).UID("app-account-9").Email("other9@example.com").
+		EmailVerified(true).DisplayName("Other").ProviderData([]*auth.UserProvider{{ProviderID: "google.com", UID: "109876543210303"}})}); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	for _, raw := range []string{"301", "302", "303"} {
+		email := "user" + raw + "@gmail.com"
+		fake.AddUsers(fakeUser("github", raw, email))
+		e.publish(events.SourceEventStream, social("github", raw, email), 0)
+	}
+	e.idle()
+	// The app linked an Apple identity to the second account; Auth0 does
+	// not know it.
+	if _, err := e.fb.UpdateUser(ctx, "github|302", (&auth.UserToUpdate{}).ProviderToLink(&auth.UserProvider{ProviderID: "apple.com", UID: "001302.apple"})); err != nil {
+		t.Fatal(err)
+	}
+
+	linked := fakeUser("github", "301", "user301@gmail.com")
+	linked.Identities = append(linked.Identities, auth0fake.Identity{Provider: "google-oauth2", Connection: "google-oauth2", UserID: "109876543210301", IsSocial: true})
+	unproven := fakeUser("github", "302", "user302@gmail.com")
+	unproven.Name = "Renamed 302"
+	unproven.Identities = append(unproven.Identities, auth0fake.Identity{Provider: "facebook", Connection: "facebook", UserID: "10230302", Numeric: true, IsSocial: true})
+	taken := fakeUser("github", "303", "user303@gmail.com")
+	taken.Name = "Renamed 303"
+	taken.Identities = append(taken.Identities, auth0fake.Identity{Provider: "google-oauth2", Connection: "google-oauth2", UserID: "109876543210303", IsSocial: true})
+	fake.AddUsers(linked, unproven, taken)
+	for _, id := range []string{"github|301", "github|302", "github|303"} {
+		e.publishLifecycle(events.SourceEventStream, events.LifecycleUpdated, id, time.Now())
+	}
+	e.lifecycleIdle()
+
+	result := func(t *testing.T, uid, want string) *events.LifecycleState {
+		t.Helper()
+		le := e.entry(uid)
+		if le.Outcome != events.OutcomeImported || le.Lifecycle == nil || le.Lifecycle.Result != want || strings.Contains(le.Lifecycle.Detail, "@") {
+			t.Fatalf("ledger of %s: %+v, want result %s (detail without email)", uid, le.Lifecycle, want)
+		}
+		if got := e.lifecycleTotal(events.LifecycleUpdated, want); got != 1 {
+			t.Fatalf("%s counted %v, want 1", want, got)
+		}
+		return le.Lifecycle
+	}
+	user := func(t *testing.T, uid string) *auth.UserRecord {
+		t.Helper()
+		rec, err := e.fb.GetUser(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+
+	t.Run("authoritative provider, verified on both sides: linked", func(t *testing.T) {
+		lc := result(t, "github|301", events.LifecycleIdentityLinked)
+		if !e.hasProvider("github|301", "google.com", "109876543210301") || !e.hasProvider("github|301", "github.com", "301") {
+			t.Fatalf("providers of github|301: %+v", user(t, "github|301").ProviderUserInfo)
+		}
+		if lc.SyncedAt.IsZero() {
+			t.Fatal("a link is a Firebase write: synced_at not set")
+		}
+	})
+	t.Run("provider not authoritative: unproven, the rest applied", func(t *testing.T) {
+		lc := result(t, "github|302", events.LifecycleIdentityUnproven)
+		rec := user(t, "github|302")
+		if e.hasProvider("github|302", "facebook.com", "10230302") {
+			t.Fatal("a facebook identity was linked on a gmail.com address")
+		}
+		if rec.DisplayName != "Renamed 302" || lc.SyncedAt.IsZero() {
+			t.Fatalf("the name change was not applied with the unproven identity: name %q synced %v", rec.DisplayName, lc.SyncedAt)
+		}
+		if !e.hasProvider("github|302", "apple.com", "001302.apple") {
+			t.Fatal("an identity Auth0 lacks was unlinked")
+		}
+	})
+	t.Run("identity on another account: conflict, that account untouched", func(t *testing.T) {
+		result(t, "github|303", events.LifecycleIdentityConflict)
+		if e.hasProvider("github|303", "google.com", "109876543210303") {
+			t.Fatal("an identity another account carries was linked")
+		}
+		other := user(t, "app-account-9")
+		if !e.hasProvider("app-account-9", "google.com", "109876543210303") || other.Email != "other9@example.com" || other.DisplayName != "Other" {
+			t.Fatalf("the account carrying the identity changed: %+v %+v", other.UserInfo, other.ProviderUserInfo)
+		}
+		if rec := user(t, "github|303"); rec.DisplayName != "Renamed 303" {
+			t.Fatalf("the name change was not applied with the conflicting identity: %q", rec.DisplayName)
+		}
+	})
+}

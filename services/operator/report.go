@@ -110,7 +110,9 @@ type LifecycleCounts struct {
 	// a profile change read from the Management API.
 	Updated int `json:"updated"`
 	// PendingConflicts: users whose last profile change is not applied
-	// because the new email belongs to another Firebase account.
+	// because the new email belongs to another Firebase account, or whose
+	// identity linked in Auth0 is not linked in Firebase (identity_conflict,
+	// identity_unproven).
 	PendingConflicts int `json:"pending_conflicts"`
 	// PendingDeletions: users deleted in Auth0 with an account that an
 	// import created after the deletion and that is not deleted yet.
@@ -143,7 +145,7 @@ func (c *LifecycleCounts) count(le *events.LedgerEntry, row Row, conflicts *[]Ro
 		c.PendingDeletions++
 		row.Reason, row.FirebaseUID = "pending_deletion", lc.OrphanUID
 		*conflicts = append(*conflicts, row)
-	case lc.Result == events.LifecycleEmailConflict:
+	case lc.Result == events.LifecycleEmailConflict, lc.Result == events.LifecycleIdentityConflict, lc.Result == events.LifecycleIdentityUnproven:
 		c.PendingConflicts++
 		row.Reason, row.Detail = lc.Result, lc.Detail
 		*conflicts = append(*conflicts, row)

@@ -15,8 +15,8 @@ import (
 
 // TestReportCountsLifecycleChanges: deletions (of accounts signupsync
 // created, before import, of accounts it did not create), applied updates
-// and the changes still waiting (an email conflict, an account imported
-// after its user's deletion) are counted from the ledger's lifecycle
+// and the changes still waiting (an email conflict, an identity linked in
+// Auth0 but not in Firebase, an account imported after its user's deletion) are counted from the ledger's lifecycle
 // records, and the waiting ones are listed without personal data.
 func TestReportCountsLifecycleChanges(t *testing.T) {
 	n := testenv.StartNATS(t)
@@ -36,13 +36,15 @@ func TestReportCountsLifecycleChanges(t *testing.T) {
 		{Auth0UserID: "github|6", Outcome: events.OutcomeDeleted, Reason: events.ReasonDeletedInAuth0,
 			Lifecycle: &events.LifecycleState{DeletedAt: at, OrphanUID: "github|6", Result: events.LifecycleDeletedBeforeImport, Events: 1}},
 		imported("github|7", "github|7"),
+		{Auth0UserID: "github|8", Outcome: events.OutcomeImported, FirebaseUID: "github|8",
+			Lifecycle: &events.LifecycleState{UpdatedAt: at, SyncedAt: at, Result: events.LifecycleIdentityUnproven, Detail: "the new facebook.com identity is not linked", Events: 1}},
 	}
 	kv := ledgerBucket(t, js, "LC_LEDGER", entries)
 	rep, err := BuildReport(context.Background(), ReportConfig{UIDPolicy: events.UIDAuth0ID}, kv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := LifecycleCounts{Deleted: 3, FirebaseDeleted: 1, DeletedBeforeImport: 2, DeletedNotOurs: 1, Updated: 2, PendingConflicts: 1, PendingDeletions: 1}
+	want := LifecycleCounts{Deleted: 3, FirebaseDeleted: 1, DeletedBeforeImport: 2, DeletedNotOurs: 1, Updated: 3, PendingConflicts: 2, PendingDeletions: 1}
 	if rep.Lifecycle != want {
 		t.Fatalf("lifecycle counts %+v, want %+v", rep.Lifecycle, want)
 	}
@@ -50,8 +52,9 @@ func TestReportCountsLifecycleChanges(t *testing.T) {
 		t.Fatalf("outcomes %v: want 3 deleted/%s", rep.Outcomes, events.ReasonDeletedInAuth0)
 	}
 	got := fmt.Sprint(rep.LifecycleConflicts)
-	if len(rep.LifecycleConflicts) != 2 || rep.LifecycleConflicts[0].Auth0UserID != "github|5" || rep.LifecycleConflicts[0].Reason != events.LifecycleEmailConflict ||
-		rep.LifecycleConflicts[1].Auth0UserID != "github|6" || rep.LifecycleConflicts[1].FirebaseUID != "github|6" {
+	if len(rep.LifecycleConflicts) != 3 || rep.LifecycleConflicts[0].Auth0UserID != "github|5" || rep.LifecycleConflicts[0].Reason != events.LifecycleEmailConflict ||
+		rep.LifecycleConflicts[1].Auth0UserID != "github|6" || rep.LifecycleConflicts[1].FirebaseUID != "github|6" ||
+		rep.LifecycleConflicts[2].Auth0UserID != "github|8" || rep.LifecycleConflicts[2].Reason != events.LifecycleIdentityUnproven {
 		t.Fatalf("lifecycle conflicts %s", got)
 	}
 }
