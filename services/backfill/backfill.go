@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/asyncpub"
 	"github.com/signupsync/signupsync/internal/auth0export"
 )
 
@@ -170,6 +170,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Counts, error) {
 		return Counts{}, fmt.Errorf("backfill file: %w", err)
 	}
 	r := &run{cfg: cfg, deps: deps, key: checkpointKey(abs), abs: abs, size: st.Size(), counted: &countingReader{r: f}}
+	if deps.Publisher != nil {
+		r.batch = asyncpub.New(deps.Publisher, events.StreamSignups, 8192)
+	}
 	r.counts.Skipped = map[string]int64{}
 	if !cfg.DryRun && !cfg.Restart {
 		if err := r.loadCheckpoint(ctx); err != nil {
@@ -188,14 +191,7 @@ type run struct {
 	counted *countingReader
 	counts  Counts
 	resume  int64
-
-	pubMu   sync.Mutex
-	pending []pending
-}
-
-type pending struct {
-	fut jetstream.PubAckFuture
-	msg *nats.Msg
+	batch   *asyncpub.Batch
 }
 
 func (r *run) loadCheckpoint(ctx context.Context) error {
@@ -338,74 +334,23 @@ func (r *run) handle(ctx context.Context, line int64, d events.SignupData, err e
 	return r.publish(ctx, msg)
 }
 
-// publish sends msg asynchronously, waiting when too many acks are
-// outstanding.
+// publish sends msg asynchronously (see asyncpub.Batch).
 func (r *run) publish(ctx context.Context, msg *nats.Msg) error {
-	for attempt := 0; ; attempt++ {
-		fut, err := r.deps.Publisher.PublishMsgAsync(msg, jetstream.WithExpectStream(events.StreamSignups))
-		if err == nil {
-			r.pubMu.Lock()
-			r.pending = append(r.pending, pending{fut: fut, msg: msg})
-			n := len(r.pending)
-			r.pubMu.Unlock()
-			if n >= 8192 {
-				return r.settle(ctx)
-			}
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || attempt > 100 {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if err := r.settle(ctx); err != nil {
-			return err
-		}
-	}
+	c, err := r.batch.Publish(ctx, msg)
+	r.tally(c)
+	return err
 }
 
-// settle waits for every outstanding acknowledgement; a message whose
-// asynchronous publish failed is published again synchronously (the
-// Nats-Msg-Id makes that safe) before the run may go on.
+// settle waits for every outstanding acknowledgement (see asyncpub.Batch).
 func (r *run) settle(ctx context.Context) error {
-	r.pubMu.Lock()
-	list := r.pending
-	r.pending = nil
-	r.pubMu.Unlock()
-	for _, p := range list {
-		select {
-		case ack := <-p.fut.Ok():
-			r.counts.Published++
-			if ack.Duplicate {
-				r.counts.Duplicates++
-			}
-		case err := <-p.fut.Err():
-			ack, perr := r.republish(ctx, p.msg, err)
-			if perr != nil {
-				return perr
-			}
-			r.counts.Published++
-			if ack.Duplicate {
-				r.counts.Duplicates++
-			}
-		}
-	}
-	return nil
+	c, err := r.batch.Settle(ctx)
+	r.tally(c)
+	return err
 }
 
-func (r *run) republish(ctx context.Context, msg *nats.Msg, first error) (*jetstream.PubAck, error) {
-	delay := 100 * time.Millisecond
-	var last error = first
-	for attempt := 0; attempt < 8; attempt++ {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		ack, err := r.deps.Publisher.PublishMsg(pctx, msg, jetstream.WithExpectStream(events.StreamSignups))
-		cancel()
-		if err == nil {
-			return ack, nil
-		}
-		last = err
-		time.Sleep(delay)
-		delay = min(delay*2, 2*time.Second)
-	}
-	return nil, fmt.Errorf("publish %s: %w", msg.Header.Get(events.HeaderMsgID), last)
+func (r *run) tally(c asyncpub.Counts) {
+	r.counts.Published += c.Published
+	r.counts.Duplicates += c.Duplicates
 }
 
 // flush waits for outstanding acks and writes a checkpoint at line.

@@ -56,6 +56,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/asyncpub"
 	"github.com/signupsync/signupsync/internal/auth0export"
 )
 
@@ -234,6 +235,9 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Counts, error) {
 		return Counts{}, fmt.Errorf("hash export: %w", err)
 	}
 	r := &run{cfg: cfg, deps: deps, key: checkpointKey(abs), abs: abs, size: st.Size()}
+	if deps.Publisher != nil {
+		r.batch = asyncpub.New(deps.Publisher, events.StreamPasswords, 2048)
+	}
 	r.counts = newCounts()
 	if cfg.UsersFile != "" {
 		if r.users, err = loadUsers(cfg.UsersFile, cfg.Tenant, cfg.MaxLine, deps.Logger); err != nil {
@@ -261,14 +265,7 @@ type run struct {
 	users  map[string]events.SignupData
 	counts Counts
 	resume int64
-
-	mu      sync.Mutex
-	pending []pending
-}
-
-type pending struct {
-	fut jetstream.PubAckFuture
-	msg *nats.Msg
+	batch  *asyncpub.Batch
 }
 
 // loadUsers reads the database users of an Auth0 users export into memory,
@@ -564,72 +561,23 @@ func (r *run) join(line int64, h Line, lr ledgerRead) (events.PasswordImport, bo
 	return p, true, nil
 }
 
-// publish sends msg asynchronously, settling when too many acks are
-// outstanding.
+// publish sends msg asynchronously (see asyncpub.Batch).
 func (r *run) publish(ctx context.Context, msg *nats.Msg) error {
-	for attempt := 0; ; attempt++ {
-		fut, err := r.deps.Publisher.PublishMsgAsync(msg, jetstream.WithExpectStream(events.StreamPasswords))
-		if err == nil {
-			r.mu.Lock()
-			r.pending = append(r.pending, pending{fut: fut, msg: msg})
-			n := len(r.pending)
-			r.mu.Unlock()
-			if n >= 2048 {
-				return r.settle(ctx)
-			}
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || attempt > 100 {
-			return fmt.Errorf("publish: %w", err)
-		}
-		if err := r.settle(ctx); err != nil {
-			return err
-		}
-	}
+	c, err := r.batch.Publish(ctx, msg)
+	r.tally(c)
+	return err
 }
 
-// settle waits for every outstanding acknowledgement; a message whose
-// asynchronous publish failed is published again (its Nats-Msg-Id makes
-// that safe).
+// settle waits for every outstanding acknowledgement (see asyncpub.Batch).
 func (r *run) settle(ctx context.Context) error {
-	r.mu.Lock()
-	list := r.pending
-	r.pending = nil
-	r.mu.Unlock()
-	for _, p := range list {
-		var ack *jetstream.PubAck
-		select {
-		case ack = <-p.fut.Ok():
-		case <-p.fut.Err():
-			var err error
-			if ack, err = r.republish(ctx, p.msg); err != nil {
-				return err
-			}
-		}
-		r.counts.Published++
-		if ack.Duplicate {
-			r.counts.Duplicates++
-		}
-	}
-	return nil
+	c, err := r.batch.Settle(ctx)
+	r.tally(c)
+	return err
 }
 
-func (r *run) republish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
-	delay := 100 * time.Millisecond
-	var last error
-	for range 8 {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		ack, err := r.deps.Publisher.PublishMsg(pctx, msg, jetstream.WithExpectStream(events.StreamPasswords))
-		cancel()
-		if err == nil {
-			return ack, nil
-		}
-		last = err
-		t := time.NewTimer(delay)
-		<-t.C
-		delay = min(delay*2, 2*time.Second)
-	}
-	return nil, fmt.Errorf("publish password of %s: %w", msg.Header.Get(events.HeaderUserID), last)
+func (r *run) tally(c asyncpub.Counts) {
+	r.counts.Published += c.Published
+	r.counts.Duplicates += c.Duplicates
 }
 
 // flush waits for outstanding acks and writes a checkpoint at line.
