@@ -690,16 +690,37 @@ func (im *Importer) applyEmailPolicy(ctx context.Context, c *item, rec *auth.Use
 // result. A permanent failure of the whole call is split into single-user
 // calls so one bad user never fails the others.
 func (im *Importer) importUsers(ctx context.Context, cands []*item) {
+	im.importBatch(ctx, cands, importOp{
+		build:   func(c *item) *auth.UserToImport { return toImport(c.uid, c.data, c.elig) },
+		recheck: im.recheck,
+	})
+}
+
+// importOp is what differs between importing signups and password users:
+// how a user is built, the call's options, the reason recorded with
+// imported, and how refused users are decided.
+type importOp struct {
+	build   func(*item) *auth.UserToImport
+	opts    []auth.UserImportOption
+	reason  string
+	recheck func(context.Context, []*item)
+}
+
+// importBatch is one ImportUsers call for cands: transient failures are
+// retried (ambiguous ones marked on the uid claim), a permanent failure of
+// the call is split into single users, users Firebase refused go to
+// op.recheck.
+func (im *Importer) importBatch(ctx context.Context, cands []*item, op importOp) {
 	if len(cands) == 0 {
 		return
 	}
 	users := make([]*auth.UserToImport, len(cands))
 	for i, c := range cands {
-		users[i] = toImport(c.uid, c.data, c.elig)
+		users[i] = op.build(c)
 	}
 	var res *auth.UserImportResult
 	err := im.firebase(ctx, "ImportUsers", func(ctx context.Context) error {
-		r, err := im.accounts.ImportUsers(ctx, users)
+		r, err := im.accounts.ImportUsers(ctx, users, op.opts...)
 		res = r
 		return classifyFirebase("ImportUsers", err)
 	})
@@ -715,7 +736,7 @@ func (im *Importer) importUsers(ctx context.Context, cands []*item) {
 		return
 	case err != nil && len(cands) > 1:
 		for _, c := range cands {
-			im.importUsers(ctx, []*item{c})
+			im.importBatch(ctx, []*item{c}, op)
 		}
 		return
 	case err != nil:
@@ -733,9 +754,11 @@ func (im *Importer) importUsers(ctx context.Context, cands []*item) {
 			rejected = append(rejected, c)
 			continue
 		}
-		c.settle(events.OutcomeImported, "", c.uid, "")
+		c.settle(events.OutcomeImported, op.reason, c.uid, "")
 	}
-	im.recheck(ctx, rejected)
+	if len(rejected) > 0 {
+		op.recheck(ctx, rejected)
+	}
 }
 
 // recheck decides users Firebase refused one by one. A refusal because the

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -270,60 +269,21 @@ func toImportPassword(c *item) *auth.UserToImport {
 	return u
 }
 
-// importPasswords is importUsers with hashes: one call with the BCRYPT
-// configuration, transient failures retried (ambiguous ones marked on the
-// uid claim), a permanent failure of the call split into single users.
+// importPasswords imports password users with their hashes: the signup
+// import (importBatch) with the BCRYPT configuration.
 func (im *Importer) importPasswords(ctx context.Context, cands []*item) {
-	if len(cands) == 0 {
-		return
-	}
-	users := make([]*auth.UserToImport, len(cands))
-	for i, c := range cands {
-		users[i] = toImportPassword(c)
-	}
-	var res *auth.UserImportResult
-	err := im.firebase(ctx, "ImportUsers", func(ctx context.Context) error {
-		r, err := im.accounts.ImportUsers(ctx, users, auth.WithHash(hash.Bcrypt{}))
-		res = r
-		return classifyFirebase("ImportUsers", err)
+	im.importBatch(ctx, cands, importOp{
+		build:   toImportPassword,
+		opts:    []auth.UserImportOption{auth.WithHash(hash.Bcrypt{})},
+		reason:  events.ReasonPasswordHash,
+		recheck: im.recheckPasswords,
 	})
-	switch {
-	case err != nil && IsTransient(err):
-		amb := ambiguous(err)
-		for _, c := range cands {
-			c.retry(err, retryAfter(err))
-			if amb {
-				c.ambiguous, c.delay = true, max(c.delay, im.cfg.AmbiguousWait)
-			}
-		}
-		return
-	case err != nil && len(cands) > 1:
-		for _, c := range cands {
-			im.importPasswords(ctx, []*item{c})
-		}
-		return
-	case err != nil:
-		cands[0].deadLetter(events.ReasonFirebaseRejected, err)
-		return
-	}
-	failed := map[int]string{}
-	for _, e := range res.Errors {
-		failed[e.Index] = e.Reason
-	}
-	var rejected []*item
-	for i, c := range cands {
-		if reason, bad := failed[i]; bad {
-			c.err = errors.New(reason)
-			rejected = append(rejected, c)
-			continue
-		}
-		c.settle(events.OutcomeImported, events.ReasonPasswordHash, c.uid, "")
-	}
-	// A refusal because the uid or email now exists is decided as the
-	// look-up would have; anything else is a dead letter.
-	if len(rejected) == 0 {
-		return
-	}
+}
+
+// recheckPasswords decides password users Firebase refused: a refusal
+// because the uid or email now exists is decided as the look-up would
+// have; anything else is a dead letter.
+func (im *Importer) recheckPasswords(ctx context.Context, rejected []*item) {
 	reasons := make(map[*item]error, len(rejected))
 	for _, c := range rejected {
 		reasons[c] = c.err
