@@ -25,7 +25,7 @@ import (
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
 	"github.com/signupsync/signupsync/services/exchange/exchangetest"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // env is one exchange service wired to an embedded JetStream, the Firebase

@@ -8,6 +8,8 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // auth0Enricher adapts the Management API client to [Enricher], mapping its
@@ -84,4 +86,55 @@ func (im *Importer) rereadReason(it *item, now time.Time) string {
 		}
 	}
 	return ""
+}
+
+// enrich reads from Auth0 the signups whose data cannot be trusted as it
+// is: partial ones, old ones (backfill, replay, older than FreshAfter: see
+// [Importer.rereadReason]), or all with EnrichAll.
+func (im *Importer) enrich(items []*item) {
+	if im.enricher == nil {
+		return
+	}
+	var todo []*item
+	now := im.now()
+	for _, it := range items {
+		if it.decision != undecided {
+			continue
+		}
+		if why := im.rereadReason(it, now); why != "" {
+			it.span.SetAttributes(attribute.String("signupsync.reread", why))
+			todo = append(todo, it)
+		}
+	}
+	im.parallel(todo, func(it *item) {
+		if d, ok := im.readProfile(it.ctx, it); ok {
+			it.data, it.enriched = d, true
+		}
+	})
+}
+
+// readProfile reads it's user from the Management API. When it returns
+// false it has decided it: skipped (deleted in Auth0), retry (transient) or
+// dead letter.
+func (im *Importer) readProfile(ctx context.Context, it *item) (events.SignupData, bool) {
+	ctx, span := im.tracer.Start(ctx, "auth0 get user", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	d, err := im.enricher.GetUser(ctx, it.ev.Subject)
+	switch {
+	case errors.Is(err, ErrUserGone):
+		it.settle(events.OutcomeSkipped, events.ReasonDeletedInAuth0, "", "")
+		return events.SignupData{}, false
+	case err != nil && IsTransient(err):
+		recordError(span, err)
+		it.retry(err, retryAfter(err))
+		return events.SignupData{}, false
+	case err != nil:
+		recordError(span, err)
+		it.deadLetter(events.ReasonPermanentError, fmt.Errorf("enrich %s: %w", it.ev.Subject, err))
+		return events.SignupData{}, false
+	}
+	d.Tenant = it.data.Tenant
+	d.Trigger = it.data.Trigger
+	d.Partial = false
+	return d, true
 }

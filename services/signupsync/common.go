@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signupsync/signupsync/events"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // common holds the flags every NATS-using command shares.

@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/signupsync/signupsync/internal/natsembed"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // runDev runs an embedded JetStream server, ingest and (unless

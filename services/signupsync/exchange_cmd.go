@@ -18,7 +18,7 @@ import (
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/httpserve"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // exchangeFlags registers the settings of the session exchange itself and

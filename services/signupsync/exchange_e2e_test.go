@@ -24,7 +24,7 @@ import (
 	"github.com/signupsync/signupsync/services/exchange"
 	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 	"github.com/signupsync/signupsync/services/importer"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 const exchangeAudience = "https://api.signupsync.test/"

@@ -13,7 +13,7 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/services/importer"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // importerSettings is everything the importer role needs besides NATS.

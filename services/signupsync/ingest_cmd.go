@@ -13,7 +13,7 @@ import (
 
 	"github.com/signupsync/signupsync/schemas"
 	"github.com/signupsync/signupsync/services/ingest"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // ingestFlags registers the ingest settings and returns a builder for the

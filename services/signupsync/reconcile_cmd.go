@@ -10,7 +10,7 @@ import (
 
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/services/reconciler"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // auth0Flags registers the Management API flags of the commands that need

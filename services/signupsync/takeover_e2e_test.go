@@ -27,7 +27,7 @@ import (
 	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/services/ingest"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // TestForgedSignupCannotTakeOverAnAccount is issue 13's attack end to end.

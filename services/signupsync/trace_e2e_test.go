@@ -23,7 +23,7 @@ import (
 	"github.com/signupsync/signupsync/schemas"
 	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/services/ingest"
-	"github.com/signupsync/signupsync/services/telemetry"
+	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // pipeline is ingest and importer wired in one test with a shared tracer
