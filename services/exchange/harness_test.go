@@ -22,10 +22,10 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
 	"github.com/signupsync/signupsync/services/exchange/exchangetest"
-	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // env is one exchange service wired to an embedded JetStream, the Firebase

@@ -17,8 +17,8 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/httpserve"
-	"github.com/signupsync/signupsync/services/exchange"
 	"github.com/signupsync/signupsync/internal/telemetry"
+	"github.com/signupsync/signupsync/services/exchange"
 )
 
 // exchangeFlags registers the settings of the session exchange itself and

@@ -7,8 +7,8 @@ import (
 	"fmt"
 
 	"github.com/signupsync/signupsync/internal/auth0api"
-	"github.com/signupsync/signupsync/services/reconciler"
 	"github.com/signupsync/signupsync/internal/telemetry"
+	"github.com/signupsync/signupsync/services/reconciler"
 )
 
 // runExport creates an Auth0 users-export job with the fields the importer

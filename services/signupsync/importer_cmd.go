@@ -12,8 +12,8 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
-	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/internal/telemetry"
+	"github.com/signupsync/signupsync/services/importer"
 )
 
 // importerSettings is everything the importer role needs besides NATS.

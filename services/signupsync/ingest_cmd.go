@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/schemas"
 	"github.com/signupsync/signupsync/services/ingest"
-	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // ingestFlags registers the ingest settings and returns a builder for the

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/signupsync/signupsync/internal/auth0api"
-	"github.com/signupsync/signupsync/services/reconciler"
 	"github.com/signupsync/signupsync/internal/telemetry"
+	"github.com/signupsync/signupsync/services/reconciler"
 )
 
 // auth0Flags registers the Management API flags of the commands that need

@@ -19,11 +19,11 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/schemas"
 	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/services/ingest"
-	"github.com/signupsync/signupsync/internal/telemetry"
 )
 
 // pipeline is ingest and importer wired in one test with a shared tracer
