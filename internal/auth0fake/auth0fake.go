@@ -16,7 +16,9 @@
 //   - the Event Streams deliveries: GET /api/v2/event-streams/{id}/deliveries
 //     (statuses, event_types, date_from, date_to, from, take),
 //     GET /api/v2/event-streams/{id}/deliveries/{event_id}, and
-//     POST /api/v2/event-streams/{id}/redeliver[/{event_id}] (eventstreams.go).
+//     POST /api/v2/event-streams/{id}/redeliver[/{event_id}] (eventstreams.go),
+//   - the Actions, trigger bindings, Event Streams and Log Streams
+//     configuration endpoints (actions.go, streams.go).
 //
 // User search lags behind writes as Auth0's index does when [WithIndexLag]
 // is set: GET /api/v2/users lists a user only that long after it was added,
@@ -152,6 +154,7 @@ type Server struct {
 	failCode int
 	failN    int
 	pw       *passwordState // the password grant (oauth.go)
+	tenant   *tenantState   // actions, bindings, event and log streams (actions.go)
 }
 
 // New starts a fake and stops it when the test ends.
@@ -172,7 +175,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		t: t, cfg: cfg,
 		tokens: map[string]time.Time{}, jobs: map[string]*job{}, links: map[string]link{},
 		requests: map[string]int{}, indexed: map[string]time.Time{}, streams: map[string]*stream{},
-		pw: newPasswordState(),
+		pw: newPasswordState(), tenant: newTenantState(),
 	}
 	mux := http.NewServeMux()
 	s.route(mux, RouteToken, false, s.handleToken)
@@ -185,6 +188,7 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.route(mux, RouteGetDelivery, true, s.handleGetDelivery)
 	s.route(mux, RouteRedeliver, true, s.handleRedeliver)
 	s.route(mux, RouteRedeliverMany, true, s.handleRedeliverMany)
+	s.registerTenant(mux)
 	mux.HandleFunc(RouteJWKS, func(w http.ResponseWriter, r *http.Request) {
 		s.count(RouteJWKS)
 		s.handleJWKS(w, r)
