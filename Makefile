@@ -51,14 +51,14 @@ test: emulator build
 validate-deploy:
 	cd deploy/validate && $(GO) test -count=1 ./...
 
-# Benchmarks: the limits and the pipeline figures of shared/BENCH.md in one
+# Benchmarks: the limits and the pipeline figures of BENCHMARKS.md in one
 # run, BENCH_RUNS times; prints the table (BENCHMARKS.md keeps the results).
 NATS_SERVER := $(CACHE)/bin/nats-server
 BENCH_RUNS  ?= 5
 $(NATS_SERVER): go.mod
 	$(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
 bench: build emulator $(NATS_SERVER)
-	$(GO) run ./internal/bench -runs $(BENCH_RUNS) -markdown $(CACHE)/bench-table.md
+	$(GO) run ./internal/bench -go $(GO) -runs $(BENCH_RUNS) -markdown $(CACHE)/bench-table.md
 
 # The backfill of a BACKFILL_USERS-user export, once, with its limits: published
 # into the stream, then imported until the stream is drained or the emulator's

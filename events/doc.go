@@ -4,8 +4,15 @@
 // message headers, the Nats-Msg-Id rule that makes one signup one message,
 // the ledger entry and the outcome vocabulary.
 //
-// Every service imports events; events imports only schemas and the NATS and
-// OpenTelemetry APIs. Nothing in this package performs I/O except [Ensure].
+// Every service package imports events, and so do the internal packages
+// that speak the contract: the Auth0 Management API client and export
+// reader (internal/auth0api, internal/auth0export), the test harness
+// (internal/testenv) and the benchmark (internal/bench). events itself
+// imports only the standard library and the NATS client (nats.go and its
+// jetstream package): not schemas, whose JSON Schemas its tests validate
+// the golden files against, and not OpenTelemetry, whose propagators read
+// and write trace context through [HeaderCarrier] without events naming
+// them. Nothing in this package performs I/O except [Ensure].
 //
 // # Deduplication
 //
@@ -63,8 +70,10 @@
 // field in [HeaderDLQError] and no original subject or sequence. Refusing
 // the batch would make Auth0 retry every other entry with it, and pause the
 // stream after days of failures, so one bad entry would cost the signups
-// beside it. Such a dead letter is not a signup event: replay refuses it,
-// and an operator re-sends its data to the receiver once ingest accepts it.
+// beside it. Such a dead letter is not a signup event: dlq replay decodes
+// the entry again with the receiver's current rules and publishes the
+// signup it makes now, under its usual Msg-Id, or refuses the whole
+// selection while any of its entries is still refused.
 //
 // # Lifecycle: deletions and profile changes until cutover
 //

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,14 @@ var (
 	composeDefault = []string{"nats", "firebase-auth-emulator", "ingest", "importer", "otel-collector", "jaeger", "prometheus", "grafana"}
 	composeCluster = []string{"nats-1", "nats-2", "nats-3"}
 	composeAuth0   = []string{"reconcile"}
+	// The session exchange needs a real Auth0 tenant (issuer, audience,
+	// Management API), so it has a profile of its own.
+	composeExchange = []string{"exchange"}
+	// composeRoles are the signupsync roles compose runs, each from the one
+	// image with the role as its command.
+	composeRoles = []string{"ingest", "importer", "reconcile", "exchange"}
+	// composeAllProfiles enables every service.
+	composeAllProfiles = []string{"cluster", "auth0", "exchange"}
 )
 
 // TestComposeLoads validates compose.yaml in each way README/deploy/README.md
@@ -97,6 +106,9 @@ func TestComposeLoads(t *testing.T) {
 		{"profile auth0", []string{"auth0"}, nil, concat(composeDefault, composeAuth0)},
 		{"cluster env file", nil, []string{path(t, "deploy", "compose.cluster.env")}, concat(composeDefault, composeCluster)},
 		{"cluster env file and auth0", []string{"cluster", "auth0"}, []string{path(t, "deploy", "compose.cluster.env")}, concat(composeDefault, composeCluster, composeAuth0)},
+		{"profile exchange", []string{"exchange"}, nil, concat(composeDefault, composeExchange)},
+		{"cluster env file and exchange", []string{"cluster", "exchange"}, []string{path(t, "deploy", "compose.cluster.env")}, concat(composeDefault, composeCluster, composeExchange)},
+		{"every profile", composeAllProfiles, []string{path(t, "deploy", "compose.cluster.env")}, concat(composeDefault, composeCluster, composeAuth0, composeExchange)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +138,8 @@ func concat(lists ...[]string) []string {
 
 func checkComposeProject(t *testing.T, p *types.Project) {
 	t.Helper()
-	documented := readmeConfigVars(t)
+	documented, where := configVars(t)
+	published := map[string]string{} // host ip:port -> service
 	for name, s := range p.Services {
 		// Build contexts and Dockerfiles exist (paths are resolved).
 		if s.Build != nil {
@@ -172,27 +185,49 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 				t.Errorf("%s depends on %s with condition %q; want service_healthy or service_started", name, dep, d.Condition)
 			}
 		}
-		// Published ports stay on loopback.
+		// Published ports stay on loopback, and no two services claim one.
 		for _, port := range s.Ports {
 			if port.Published != "" && port.HostIP != "127.0.0.1" {
 				t.Errorf("%s publishes %s on %q; bind it to 127.0.0.1", name, port.Published, port.HostIP)
+			}
+			hp := port.HostIP + ":" + port.Published
+			if other, ok := published[hp]; ok && port.Published != "" {
+				t.Errorf("%s and %s both publish %s", name, other, hp)
+			}
+			published[hp] = name
+		}
+		// A service on the emulator or the single NATS node waits until it
+		// is healthy.
+		if e := s.Environment["FIREBASE_AUTH_EMULATOR_HOST"]; e != nil && strings.HasPrefix(*e, "firebase-auth-emulator:") {
+			if d, ok := s.DependsOn["firebase-auth-emulator"]; !ok || d.Condition != types.ServiceConditionHealthy {
+				t.Errorf("%s uses the emulator without depending on it being healthy", name)
+			}
+		}
+		if e := s.Environment["SIGNUPSYNC_NATS_URL"]; e != nil && strings.Contains(*e, "nats://nats:4222") {
+			if d, ok := s.DependsOn["nats"]; !ok || d.Condition != types.ServiceConditionHealthy {
+				t.Errorf("%s uses nats without depending on it being healthy", name)
 			}
 		}
 		// Only documented SIGNUPSYNC_* settings.
 		for k := range s.Environment {
 			if strings.HasPrefix(k, "SIGNUPSYNC_") && !documented[k] {
-				t.Errorf("%s: %s is not in README.md's Configuration table", name, k)
+				t.Errorf("%s: %s is not among %s", name, k, where)
 			}
 		}
 	}
 
-	for _, role := range []string{"ingest", "importer", "reconcile"} {
+	for _, role := range composeRoles {
 		s, ok := p.Services[role]
 		if !ok {
 			continue
 		}
 		if len(s.Command) == 0 || s.Command[0] != role {
 			t.Errorf("%s: command %v, want the %s subcommand", role, s.Command, role)
+		}
+		// The long-running roles take every setting from the environment
+		// (SIGNUPSYNC_*): flag names may change, variable names do not.
+		if role != "reconcile" && len(s.Command) != 1 {
+			t.Errorf("%s: command %v: set the role's settings as SIGNUPSYNC_* variables, not flags", role, s.Command)
 		}
 		if s.Build == nil || filepath.Base(s.Build.Dockerfile) != "Dockerfile" || !strings.HasSuffix(filepath.ToSlash(s.Build.Dockerfile), "deploy/Dockerfile") {
 			t.Errorf("%s: not built from deploy/Dockerfile: %+v", role, s.Build)
@@ -219,10 +254,56 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 			if !slices.Equal([]string(s.Command), []string{"reconcile", "--since", "24h", "--every", "10m"}) {
 				t.Errorf("reconcile: command %v", s.Command)
 			}
+		case "exchange":
+			wantEnv["SIGNUPSYNC_EXCHANGE_ADDR"] = "0.0.0.0:8081"
+			wantEnv["SIGNUPSYNC_METRICS_ADDR"] = "0.0.0.0:9465"
+			// The accounts the importer imports: the same Firebase.
+			imp := p.Services["importer"]
+			for _, k := range []string{"FIREBASE_AUTH_EMULATOR_HOST", "SIGNUPSYNC_FIREBASE_PROJECT"} {
+				if v := imp.Environment[k]; v != nil {
+					wantEnv[k] = *v
+				} else {
+					t.Errorf("importer: no %s to compare the exchange's with", k)
+				}
+			}
+			// What its Config requires, passed through from the caller's
+			// environment (empty by default: the profile is opt-in).
+			for _, k := range []string{"SIGNUPSYNC_AUTH0_ISSUER", "SIGNUPSYNC_AUTH0_AUDIENCE", "SIGNUPSYNC_AUTH0_DOMAIN", "SIGNUPSYNC_AUTH0_CLIENT_ID", "SIGNUPSYNC_AUTH0_CLIENT_SECRET"} {
+				if _, ok := env[k]; !ok {
+					t.Errorf("exchange: no %s", k)
+				}
+			}
+			if a, b := imp.Environment["SIGNUPSYNC_UID_POLICY"], env["SIGNUPSYNC_UID_POLICY"]; (a == nil) != (b == nil) || (a != nil && *a != *b) {
+				t.Errorf("exchange: SIGNUPSYNC_UID_POLICY differs from the importer's")
+			}
+			if !slices.Contains(s.Profiles, "exchange") {
+				t.Errorf("exchange: profiles %v; without a tenant it cannot start, keep it out of the default set", s.Profiles)
+			}
+		}
+		// Every address the role listens on from the host is published on
+		// the same port (ingest's webhooks, the exchange's endpoint, the
+		// admin listeners); reconcile publishes nothing.
+		if role != "reconcile" {
+			for _, k := range []string{"SIGNUPSYNC_HTTP_ADDR", "SIGNUPSYNC_EXCHANGE_ADDR", "SIGNUPSYNC_METRICS_ADDR"} {
+				v := env[k]
+				if v == nil {
+					continue
+				}
+				port := portOf(t, *v)
+				found := false
+				for _, pc := range s.Ports {
+					found = found || (fmt.Sprint(pc.Target) == port && pc.Published == port)
+				}
+				if !found {
+					t.Errorf("%s: %s=%s, but 127.0.0.1:%s:%s is not published", role, k, *v, port, port)
+				}
+			}
 		}
 		for k, want := range wantEnv {
-			if v := env[k]; v == nil || *v != want {
-				t.Errorf("%s: %s = %v, want %q", role, k, v, want)
+			if v := env[k]; v == nil {
+				t.Errorf("%s: %s unset, want %q", role, k, want)
+			} else if *v != want {
+				t.Errorf("%s: %s = %q, want %q", role, k, *v, want)
 			}
 		}
 		url := env["SIGNUPSYNC_NATS_URL"]
@@ -231,6 +312,12 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 			continue
 		}
 		replicas := env["SIGNUPSYNC_STREAM_REPLICAS"]
+		// With compose.cluster.env (three replicas) every role must be on
+		// the cluster, as its own user: a role left on the single node
+		// would have no data and all permissions.
+		if p.Environment["SIGNUPSYNC_STREAM_REPLICAS"] == "3" && !strings.Contains(*url, "@nats-1:4222") {
+			t.Errorf("%s: SIGNUPSYNC_NATS_URL %q in cluster mode; set %s_NATS_URL in deploy/compose.cluster.env", role, *url, strings.ToUpper(role))
+		}
 		if _, cluster := p.Services["nats-1"]; cluster && strings.Contains(*url, "nats-1") {
 			// Cluster mode: every node, with this role's user, three replicas.
 			for _, n := range natsNodes {
@@ -248,11 +335,19 @@ func checkComposeProject(t *testing.T, p *types.Project) {
 	}
 }
 
+// roleNATSUser is the NATS user each long-running role logs in as
+// (deploy/nats/permissions.conf); reconcile deliveries shares reconcile's.
+var roleNATSUser = map[string]string{"ingest": "ingest", "importer": "importer", "reconcile": "reconcile", "exchange": "exchange"}
+
 // checkClusterPasswords: the password in a role's URL is the one the NATS
 // nodes get for that role's user.
 func checkClusterPasswords(t *testing.T, p *types.Project, role, url string) {
 	t.Helper()
-	user := map[string]string{"ingest": "ingest", "importer": "importer", "reconcile": "reconcile"}[role]
+	user := roleNATSUser[role]
+	if user == "" {
+		t.Errorf("%s: no NATS user for this role", role)
+		return
+	}
 	node := p.Services["nats-1"]
 	pw := node.Environment["NATS_"+strings.ToUpper(user)+"_PASSWORD"]
 	if pw == nil || *pw == "" {

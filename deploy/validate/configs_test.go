@@ -161,11 +161,15 @@ func TestOTelCollectorConfig(t *testing.T) {
 		t.Errorf("the collector's own metrics (%v) are not scraped", prom)
 	}
 
-	p, err := loadCompose(t, path(t, "compose.yaml"), []string{})
+	p, err := loadCompose(t, path(t, "compose.yaml"), composeAllProfiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"ingest", "importer"} {
+	for _, svc := range composeRoles {
+		if p.Services[svc].Name == "" {
+			t.Errorf("no compose service %s", svc)
+			continue
+		}
 		e := p.Services[svc].Environment["OTEL_EXPORTER_OTLP_ENDPOINT"]
 		u, err := url.Parse(*e)
 		if err != nil || u.Hostname() != "otel-collector" || u.Port() != "4318" {
@@ -227,30 +231,38 @@ func prometheusTargets(t *testing.T) map[string]bool {
 	return out
 }
 
-// TestPrometheusConfig: Prometheus scrapes ingest and importer on the ports
-// compose.yaml makes them listen on, at service names compose defines.
+// TestPrometheusConfig: Prometheus scrapes ingest, importer and the
+// exchange on the admin ports compose.yaml makes them listen on, never on
+// their public ports, at service names compose defines (in any profile).
 func TestPrometheusConfig(t *testing.T) {
 	targets := prometheusTargets(t)
-	p, err := loadCompose(t, path(t, "compose.yaml"), []string{})
+	p, err := loadCompose(t, path(t, "compose.yaml"), composeAllProfiles)
 	if err != nil {
 		t.Fatal(err)
 	}
-	listen := map[string]string{"ingest": "SIGNUPSYNC_METRICS_ADDR", "importer": "SIGNUPSYNC_METRICS_ADDR"}
-	for svc, v := range listen {
-		addr := p.Services[svc].Environment[v]
+	for _, svc := range []string{"ingest", "importer", "exchange"} {
+		s, ok := p.Services[svc]
+		if !ok {
+			t.Errorf("no compose service %s", svc)
+			continue
+		}
+		addr := s.Environment["SIGNUPSYNC_METRICS_ADDR"]
 		if addr == nil {
-			t.Fatalf("%s: no %s", svc, v)
+			t.Errorf("%s: no SIGNUPSYNC_METRICS_ADDR", svc)
+			continue
 		}
 		want := svc + ":" + portOf(t, *addr)
 		if !targets[want] {
-			t.Errorf("prometheus.yml does not scrape %s (from %s=%s); targets %v", want, v, *addr, keys(targets))
+			t.Errorf("prometheus.yml does not scrape %s (from SIGNUPSYNC_METRICS_ADDR=%s); targets %v", want, *addr, keys(targets))
+		}
+		for _, v := range []string{"SIGNUPSYNC_HTTP_ADDR", "SIGNUPSYNC_EXCHANGE_ADDR"} {
+			if a := s.Environment[v]; a != nil && targets[svc+":"+portOf(t, *a)] {
+				t.Errorf("prometheus.yml scrapes %s:%s, the public port (%s): /metrics is on the admin port", svc, portOf(t, *a), v)
+			}
 		}
 	}
-	if !targets["ingest:9466"] || !targets["importer:9464"] {
-		t.Errorf("targets %v: want ingest:9466 and importer:9464", keys(targets))
-	}
-	if targets["ingest:8080"] {
-		t.Error("prometheus.yml scrapes ingest:8080, the webhook port: /metrics is on the admin port")
+	if !targets["ingest:9466"] || !targets["importer:9464"] || !targets["exchange:9465"] {
+		t.Errorf("targets %v: want ingest:9466, importer:9464 and exchange:9465", keys(targets))
 	}
 	for tg := range targets {
 		host, _, _ := net.SplitHostPort(tg)
@@ -407,8 +419,8 @@ func TestNATSHelmValues(t *testing.T) {
 			}
 		}
 	}
-	if urls != 4 {
-		t.Errorf("%d NATS URLs in the Deployments, want 4", urls)
+	if urls != len(k8sRoles) {
+		t.Errorf("%d NATS URLs in the Deployments, want %d (one per role)", urls, len(k8sRoles))
 	}
 }
 

@@ -58,10 +58,10 @@ var requiredPanels = []string{
 }
 
 // TestGrafanaDashboard parses the dashboard and checks every query against
-// the metrics README.md's Observability section documents: names, and the
-// labels of `by (...)` where the README lists a metric's labels.
+// the metrics docs/metrics.md documents: names, and the labels of `by (...)`
+// (a metric listed without braces has none).
 func TestGrafanaDashboard(t *testing.T) {
-	documented := readmeMetrics(t)
+	documented, where := documentedMetrics(t)
 	raw := readFile(t, "deploy", "grafana", "dashboards", "signupsync.json")
 	var d dashboard
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -96,7 +96,7 @@ func TestGrafanaDashboard(t *testing.T) {
 				t.Errorf("panel %q has no queries", p.Title)
 			}
 			for _, tg := range p.Targets {
-				checkExpr(t, p.Title, tg.Expr, documented, seen)
+				checkExpr(t, p.Title, tg.Expr, documented, where, seen)
 			}
 		}
 	}
@@ -108,7 +108,7 @@ func TestGrafanaDashboard(t *testing.T) {
 	}
 }
 
-func checkExpr(t *testing.T, title, expr string, documented map[string]documentedMetric, seen map[string]bool) {
+func checkExpr(t *testing.T, title, expr string, documented map[string]documentedMetric, where string, seen map[string]bool) {
 	t.Helper()
 	names := promMetric.FindAllString(expr, -1)
 	if len(names) == 0 {
@@ -124,12 +124,12 @@ func checkExpr(t *testing.T, title, expr string, documented map[string]documente
 		}
 		m, ok := documented[base]
 		if !ok {
-			t.Errorf("panel %q: %s is not a metric README.md documents", title, n)
+			t.Errorf("panel %q: %s is not a metric %s documents", title, n, where)
 			continue
 		}
 		seen[base] = true
 		if m.labels == nil {
-			labelsKnown = false // the README does not list this metric's labels
+			labelsKnown = false // the documentation does not list this metric's labels
 		}
 		for _, l := range m.labels {
 			allowed[l] = true
@@ -145,7 +145,7 @@ func checkExpr(t *testing.T, title, expr string, documented map[string]documente
 	for _, by := range promBy.FindAllStringSubmatch(expr, -1) {
 		for _, l := range labelsInAgg.FindAllString(by[1], -1) {
 			if !allowed[l] {
-				t.Errorf("panel %q: groups by %q, which %v does not carry (README.md)", title, l, names)
+				t.Errorf("panel %q: groups by %q, which %v does not carry (%s)", title, l, names, where)
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -178,7 +179,7 @@ func TestK8sKustomizeBuild(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 1, "Deployment": 4, "Service": 1, "PodDisruptionBudget": 4}
+	want := map[string]int{"Namespace": 1, "ServiceAccount": 1, "ConfigMap": 1, "Deployment": len(k8sRoles), "Service": len(publicAddr), "PodDisruptionBudget": len(k8sRoles)}
 	for k, n := range want {
 		if kinds[k] != n {
 			t.Errorf("kustomize build: %d %s, want %d (all kinds: %v)", kinds[k], k, n, kinds)
@@ -196,9 +197,62 @@ func metaOf(o runtime.Object) (metav1.Object, error) {
 
 var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 
+// k8sRoles are the roles deploy/k8s runs, one Deployment each.
+var k8sRoles = []string{"ingest", "importer", "exchange", "reconcile", "reconcile deliveries"}
+
+// publicAddr names the variable of each role's public listener, the one its
+// Service exposes; the others serve only the metrics port.
+var publicAddr = map[string]string{"ingest": "SIGNUPSYNC_HTTP_ADDR", "exchange": "SIGNUPSYNC_EXCHANGE_ADDR"}
+
+// k8sRequired are settings a role refuses to start without, which must be
+// set in its Deployment or the ConfigMap.
+var k8sRequired = map[string][]string{
+	"importer": {"SIGNUPSYNC_FIREBASE_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS"},
+	"exchange": {
+		"SIGNUPSYNC_AUTH0_ISSUER", "SIGNUPSYNC_AUTH0_AUDIENCE", "SIGNUPSYNC_AUTH0_DOMAIN",
+		"SIGNUPSYNC_AUTH0_CLIENT_ID", "SIGNUPSYNC_AUTH0_CLIENT_SECRET",
+		"SIGNUPSYNC_FIREBASE_PROJECT", "GOOGLE_APPLICATION_CREDENTIALS",
+	},
+}
+
+// roleOf is the role a Deployment runs: its first argument, or "reconcile
+// deliveries".
+func roleOf(d *appsv1.Deployment) string {
+	cs := d.Spec.Template.Spec.Containers
+	if len(cs) == 0 || len(cs[0].Args) == 0 {
+		return ""
+	}
+	if args := cs[0].Args; len(args) > 1 && args[0] == "reconcile" && args[1] == "deliveries" {
+		return "reconcile deliveries"
+	}
+	return cs[0].Args[0]
+}
+
+// plainEnv is a Deployment's container environment with literal values:
+// the ConfigMaps it reads, overridden by its own env.
+func plainEnv(d *appsv1.Deployment, configMaps map[string]*corev1.ConfigMap) map[string]string {
+	out := map[string]string{}
+	c := d.Spec.Template.Spec.Containers[0]
+	for _, ef := range c.EnvFrom {
+		if ef.ConfigMapRef != nil && configMaps[ef.ConfigMapRef.Name] != nil {
+			for k, v := range configMaps[ef.ConfigMapRef.Name].Data {
+				out[k] = v
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			out[e.Name] = e.Value
+		} else {
+			delete(out, e.Name)
+		}
+	}
+	return out
+}
+
 func checkK8s(t *testing.T, objs, examples []manifest) {
 	t.Helper()
-	documented := readmeConfigVars(t)
+	documented, where := configVars(t)
 	var (
 		deployments []*appsv1.Deployment
 		pdbs        []*policyv1.PodDisruptionBudget
@@ -234,6 +288,9 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 		"signupsync-secrets":  {"action-secrets", "event-stream-token", "log-stream-token", "auth0-client-id", "auth0-client-secret"},
 		"signupsync-firebase": {"service-account.json"},
 	}
+	for _, user := range []string{"ingest", "importer", "reconcile", "exchange"} {
+		wantKeys["signupsync-secrets"] = append(wantKeys["signupsync-secrets"], "nats-"+user+"-password")
+	}
 	for name, keys := range wantKeys {
 		s := secrets[name]
 		if s == nil {
@@ -257,21 +314,23 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 	}
 	for k := range cm.Data {
 		if !documented[k] && !strings.HasPrefix(k, "OTEL_") {
-			t.Errorf("ConfigMap: %s is not in README.md's Configuration table", k)
+			t.Errorf("ConfigMap: %s is not among %s", k, where)
 		}
 	}
 
 	roles := map[string]bool{}
+	envs := map[string]map[string]string{}
 	for _, d := range deployments {
 		t.Run(d.Name, func(t *testing.T) {
-			checkDeployment(t, d, documented, configMaps, secrets)
+			checkDeployment(t, d, documented, where, configMaps, secrets)
 		})
-		if len(d.Spec.Template.Spec.Containers) > 0 && len(d.Spec.Template.Spec.Containers[0].Args) > 0 {
-			args := d.Spec.Template.Spec.Containers[0].Args
-			roles[args[0]] = true
-			if len(args) > 1 && args[1] == "deliveries" {
-				roles["reconcile deliveries"] = true
-			}
+		role := roleOf(d)
+		if roles[role] {
+			t.Errorf("%s: a second Deployment runs the %s role", d.Name, role)
+		}
+		roles[role] = true
+		if len(d.Spec.Template.Spec.Containers) > 0 {
+			envs[role] = plainEnv(d, configMaps)
 		}
 
 		// Exactly one PDB selects this Deployment's pods, and it can be
@@ -306,9 +365,18 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 			t.Errorf("PDB %s: neither minAvailable nor maxUnavailable", p.Name)
 		}
 	}
-	for _, role := range []string{"ingest", "importer", "reconcile", "reconcile deliveries"} {
+	for _, role := range k8sRoles {
 		if !roles[role] {
 			t.Errorf("no Deployment runs the %s role", role)
+		}
+	}
+	// The exchange finds and mints for the accounts the importer made: the
+	// same Firebase project and uid policy.
+	if envs["importer"] != nil && envs["exchange"] != nil {
+		for _, k := range []string{"SIGNUPSYNC_FIREBASE_PROJECT", "SIGNUPSYNC_UID_POLICY"} {
+			if envs["importer"][k] != envs["exchange"][k] {
+				t.Errorf("%s: importer %q, exchange %q; they must be equal", k, envs["importer"][k], envs["exchange"][k])
+			}
 		}
 	}
 	for _, p := range pdbs {
@@ -322,8 +390,9 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 		}
 	}
 
-	// Services: the ingest Service reaches a named port of the ingest pods.
-	var ingestSvc bool
+	// Services: each public role's Service reaches the port its public
+	// listener is on, never the metrics port; no other role has one.
+	exposed := map[string]int{}
 	for _, s := range services {
 		var target *appsv1.Deployment
 		for _, d := range deployments {
@@ -335,16 +404,42 @@ func checkK8s(t *testing.T, objs, examples []manifest) {
 			t.Errorf("Service %s selects no Deployment's pods", s.Name)
 			continue
 		}
-		ingestSvc = ingestSvc || target.Spec.Template.Spec.Containers[0].Args[0] == "ingest"
+		role := roleOf(target)
+		exposed[role]++
+		addrVar, public := publicAddr[role]
+		if !public {
+			t.Errorf("Service %s exposes %s, which has no public listener", s.Name, role)
+			continue
+		}
+		c := target.Spec.Template.Spec.Containers[0]
 		for _, sp := range s.Spec.Ports {
-			if _, ok := containerPort(target.Spec.Template.Spec.Containers[0], sp.TargetPort); !ok {
+			port, ok := containerPort(c, sp.TargetPort)
+			if !ok {
 				t.Errorf("Service %s: targetPort %s is not a port of %s", s.Name, sp.TargetPort.String(), target.Name)
+				continue
+			}
+			if addr := envs[role][addrVar]; addr != fmt.Sprintf("0.0.0.0:%d", port) {
+				t.Errorf("Service %s: targetPort %s is container port %d, but %s=%q", s.Name, sp.TargetPort.String(), port, addrVar, addr)
 			}
 		}
+		// The client address header is trusted only behind a proxy: the
+		// Service must not be reachable from outside the cluster directly.
+		if role == "exchange" && envs[role]["SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER"] != "" && s.Spec.Type != "" && s.Spec.Type != corev1.ServiceTypeClusterIP {
+			t.Errorf("Service %s: type %s with SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER set: clients could choose their rate-limit address", s.Name, s.Spec.Type)
+		}
 	}
-	if !ingestSvc {
-		t.Error("no Service for ingest")
+	for role := range publicAddr {
+		if exposed[role] != 1 {
+			t.Errorf("%d Services for %s, want 1", exposed[role], role)
+		}
 	}
+}
+
+func ptrOr[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }
 
 func containerPort(c corev1.Container, p intstr.IntOrString) (int32, bool) {
@@ -356,7 +451,7 @@ func containerPort(c corev1.Container, p intstr.IntOrString) (int32, bool) {
 	return 0, false
 }
 
-func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]bool, configMaps map[string]*corev1.ConfigMap, secrets map[string]*corev1.Secret) {
+func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]bool, where string, configMaps map[string]*corev1.ConfigMap, secrets map[string]*corev1.Secret) {
 	spec := d.Spec.Template.Spec
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
@@ -366,7 +461,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 		t.Fatalf("%d containers, want 1", len(spec.Containers))
 	}
 	c := spec.Containers[0]
-	if len(c.Args) == 0 || !slices.Contains([]string{"ingest", "importer", "reconcile"}, c.Args[0]) {
+	if len(c.Args) == 0 || !slices.Contains([]string{"ingest", "importer", "exchange", "reconcile"}, c.Args[0]) {
 		t.Errorf("args %v: want a role subcommand first (the image's ENTRYPOINT is /signupsync)", c.Args)
 	}
 	if len(c.Command) != 0 {
@@ -463,8 +558,45 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 	if a := d.Spec.Template.Annotations["prometheus.io/port"]; probedOK && a != fmt.Sprint(probed) {
 		t.Errorf("prometheus.io/port %q, want %d (the port serving /metrics)", a, probed)
 	}
-	if e, ok := env["SIGNUPSYNC_HTTP_ADDR"]; ok && probedOK && e.Value == fmt.Sprintf("0.0.0.0:%d", probed) {
-		t.Errorf("SIGNUPSYNC_HTTP_ADDR=%q is the probed port: /readyz and /metrics are not on the public port", e.Value)
+	role := roleOf(d)
+	for _, v := range []string{"SIGNUPSYNC_HTTP_ADDR", "SIGNUPSYNC_EXCHANGE_ADDR"} {
+		if e, ok := env[v]; ok && probedOK && e.Value == fmt.Sprintf("0.0.0.0:%d", probed) {
+			t.Errorf("%s=%q is the probed port: /readyz and /metrics are not on the public port", v, e.Value)
+		}
+	}
+	if v, public := publicAddr[role]; public {
+		e, ok := env[v]
+		switch {
+		case !ok:
+			t.Errorf("no %s: the default listens on 127.0.0.1, unreachable for its Service", v)
+		default:
+			port := strings.TrimPrefix(e.Value, "0.0.0.0:")
+			found := false
+			for _, cp := range c.Ports {
+				found = found || fmt.Sprint(cp.ContainerPort) == port
+			}
+			if !strings.HasPrefix(e.Value, "0.0.0.0:") || !found {
+				t.Errorf("%s=%q: want 0.0.0.0 and a port the container declares (%v)", v, e.Value, c.Ports)
+			}
+		}
+		// A public role is taken out of its Service before it stops.
+		if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil {
+			t.Error("no preStop sleep: the endpoint removal must reach the load balancers before the server stops")
+		}
+	}
+	// Highly available roles: two replicas spread over nodes.
+	if slices.Contains([]string{"ingest", "importer", "exchange"}, role) {
+		if n := ptrOr(d.Spec.Replicas, 1); n < 2 {
+			t.Errorf("replicas %d, want at least 2", n)
+		}
+		if len(spec.TopologySpreadConstraints) == 0 {
+			t.Error("no topologySpreadConstraints: replicas may share a node")
+		}
+		for _, tsc := range spec.TopologySpreadConstraints {
+			if sel, err := metav1.LabelSelectorAsSelector(tsc.LabelSelector); err != nil || sel.Empty() || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("topology spread on %s does not select this Deployment's pods", tsc.TopologyKey)
+			}
+		}
 	}
 
 	// The environment: documented names, references that resolve.
@@ -486,7 +618,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 	}
 	for _, e := range c.Env {
 		if strings.HasPrefix(e.Name, "SIGNUPSYNC_") && !documented[e.Name] {
-			t.Errorf("env %s is not in README.md's Configuration table", e.Name)
+			t.Errorf("env %s is not among %s", e.Name, where)
 		}
 		for _, ref := range envRef.FindAllStringSubmatch(e.Value, -1) {
 			if !defined[ref[1]] {
@@ -509,6 +641,35 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 	}
 	if e := env["SIGNUPSYNC_NATS_URL"]; !strings.HasPrefix(e.Value, "nats://") || !strings.Contains(e.Value, "@") {
 		t.Errorf("SIGNUPSYNC_NATS_URL %q: want nats://user:$(password)@host:4222", e.Value)
+	} else {
+		// Each role logs in as its own user (reconcile deliveries as
+		// reconcile), with that user's password key.
+		user := roleNATSUser[strings.TrimSuffix(role, " deliveries")]
+		if !strings.HasPrefix(e.Value, "nats://"+user+":$(NATS_PASSWORD)@") {
+			t.Errorf("SIGNUPSYNC_NATS_URL %q: want user %s with $(NATS_PASSWORD)", e.Value, user)
+		}
+		pw := env["NATS_PASSWORD"]
+		if pw.ValueFrom == nil || pw.ValueFrom.SecretKeyRef == nil || pw.ValueFrom.SecretKeyRef.Key != "nats-"+user+"-password" ||
+			(pw.ValueFrom.SecretKeyRef.Optional != nil && *pw.ValueFrom.SecretKeyRef.Optional) {
+			t.Errorf("NATS_PASSWORD: want secret key nats-%s-password (not optional), got %+v", user, pw.ValueFrom)
+		}
+	}
+
+	// What the role cannot start without is set, and secrets it needs are
+	// not optional.
+	for _, k := range k8sRequired[role] {
+		if e, ok := env[k]; ok {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Optional != nil && *e.ValueFrom.SecretKeyRef.Optional {
+				t.Errorf("%s is required by %s but its secret key is optional", k, role)
+			}
+			continue
+		}
+		if !defined[k] {
+			t.Errorf("%s: %s is set neither in the Deployment nor in the ConfigMap", role, k)
+		}
+	}
+	if role == "exchange" && !slices.Equal(c.Args, []string{"exchange"}) {
+		t.Errorf("exchange args %v: set its settings as SIGNUPSYNC_* variables (flag names may change)", c.Args)
 	}
 
 	// Mounted secrets exist; GOOGLE_APPLICATION_CREDENTIALS names a mounted file.
@@ -554,20 +715,22 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, documented map[string]b
 			t.Errorf("GOOGLE_APPLICATION_CREDENTIALS %q is not a file of a mounted signupsync-firebase Secret", gac.Value)
 		}
 	}
-	if c.Args[0] == "importer" {
-		if _, ok := env["GOOGLE_APPLICATION_CREDENTIALS"]; !ok {
-			t.Error("importer: no GOOGLE_APPLICATION_CREDENTIALS")
-		}
-	}
 	if c.Args[0] == "reconcile" && !slices.Equal(c.Args, []string{"reconcile", "--since", "24h", "--every", "10m"}) &&
 		!slices.Equal(c.Args, []string{"reconcile", "deliveries", "--since", "24h", "--every", "5m"}) {
 		t.Errorf("reconcile args %v", c.Args)
 	}
 
-	// Draining fits in the grace period.
+	// Draining (after the preStop pause) fits in the grace period.
 	if cm := configMaps["signupsync-config"]; cm != nil && spec.TerminationGracePeriodSeconds != nil {
-		if *spec.TerminationGracePeriodSeconds <= 20 {
-			t.Errorf("terminationGracePeriodSeconds %d: not above SIGNUPSYNC_SHUTDOWN_TIMEOUT (%s)", *spec.TerminationGracePeriodSeconds, cm.Data["SIGNUPSYNC_SHUTDOWN_TIMEOUT"])
+		drain, err := time.ParseDuration(cm.Data["SIGNUPSYNC_SHUTDOWN_TIMEOUT"])
+		if err != nil {
+			t.Errorf("ConfigMap SIGNUPSYNC_SHUTDOWN_TIMEOUT: %v", err)
+		}
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+			drain += time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
+		}
+		if grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second; grace <= drain {
+			t.Errorf("terminationGracePeriodSeconds %d: not above SIGNUPSYNC_SHUTDOWN_TIMEOUT (%s) plus the preStop pause", *spec.TerminationGracePeriodSeconds, cm.Data["SIGNUPSYNC_SHUTDOWN_TIMEOUT"])
 		}
 	}
 }

@@ -42,12 +42,14 @@ func run(t *testing.T, bin string, args ...string) string {
 
 // TestDockerComposeV1Config runs Debian's docker-compose (1.29, the Python
 // implementation) as a second, independent validator of compose.yaml:
-// `config -q` parses, validates against its schema and interpolates.
+// `config -q` parses, validates against its schema and interpolates, in
+// four modes (the last with every profile).
 func TestDockerComposeV1Config(t *testing.T) {
 	bin := tool(t, "docker-compose", "apt-get install docker-compose")
 	run(t, bin, "-f", "compose.yaml", "config", "-q")
 	run(t, bin, "-f", "compose.yaml", "--profile", "cluster", "--profile", "auth0", "config", "-q")
 	run(t, bin, "-f", "compose.yaml", "--env-file", "deploy/compose.cluster.env", "--profile", "auth0", "config", "-q")
+	run(t, bin, "-f", "compose.yaml", "--env-file", "deploy/compose.cluster.env", "--profile", "auth0", "--profile", "exchange", "config", "-q")
 }
 
 // TestDockerComposeConfig runs `docker compose config -q` where the
@@ -61,7 +63,7 @@ func TestDockerComposeConfig(t *testing.T) {
 		t.Skip("the docker compose plugin is not installed; compose-go (TestComposeLoads) validated compose.yaml")
 	}
 	run(t, bin, "compose", "-f", "compose.yaml", "config", "-q")
-	run(t, bin, "compose", "-f", "compose.yaml", "--env-file", "deploy/compose.cluster.env", "--profile", "auth0", "config", "-q")
+	run(t, bin, "compose", "-f", "compose.yaml", "--env-file", "deploy/compose.cluster.env", "--profile", "auth0", "--profile", "exchange", "config", "-q")
 }
 
 // TestKubectlKustomize builds deploy/k8s with kubectl's bundled kustomize
@@ -70,8 +72,10 @@ func TestKubectlKustomize(t *testing.T) {
 	bin := tool(t, "kubectl", "kubectl")
 	out := run(t, bin, "kustomize", "deploy/k8s")
 	built := decodeAll(t, "kubectl kustomize", []byte(out))
-	if len(built) != 12 {
-		t.Errorf("kubectl kustomize: %d objects, want 12", len(built))
+	// Namespace, ServiceAccount, ConfigMap; a Deployment and a PDB per
+	// role; a Service per public role.
+	if want := 3 + 2*len(k8sRoles) + len(publicAddr); len(built) != want {
+		t.Errorf("kubectl kustomize: %d objects, want %d", len(built), want)
 	}
 }
 

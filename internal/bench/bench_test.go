@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"firebase.google.com/go/v4/auth"
 )
@@ -61,5 +63,33 @@ func TestOutcomesSumsTheImporterCounterOverReasons(t *testing.T) {
 	}
 	if got["imported"] != 2003 || got["skipped"] != 7 || len(got) != 2 {
 		t.Errorf("outcomes %v, want imported 2003 and skipped 7", got)
+	}
+}
+
+// The example of the Standard Webhooks specification
+// (github.com/standard-webhooks/standard-webhooks, spec/standard-webhooks.md).
+func TestSignWebhookMatchesTheSpecificationExample(t *testing.T) {
+	key, err := base64.StdEncoding.DecodeString("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	signWebhook(h, key, "msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if got, want := h.Get("webhook-signature"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Errorf("webhook-signature %q, want %q", got, want)
+	}
+	if h.Get("webhook-id") != "msg_p5jXN8AQM9LWM0D4loKWxJek" || h.Get("webhook-timestamp") != "1614265330" {
+		t.Errorf("headers %v", h)
+	}
+}
+
+func TestBenchMetricReadsTheUnitOfTheNamedBenchmark(t *testing.T) {
+	out := []byte("goos: linux\nBenchmarkHTTPLimitOther-2 \t 10 \t 5 ns/op \t 1 req/s\nBenchmarkHTTPLimit-2 \t 40000 \t 94556 ns/op \t 10575.8 req/s\nPASS\n")
+	got, err := benchMetric(out, "BenchmarkHTTPLimit", "req/s")
+	if err != nil || got != 10575.8 {
+		t.Errorf("benchMetric = %v, %v; want 10575.8", got, err)
+	}
+	if _, err := benchMetric([]byte("FAIL\n"), "BenchmarkHTTPLimit", "req/s"); err == nil {
+		t.Error("no result line: want an error")
 	}
 }

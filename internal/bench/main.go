@@ -1,8 +1,10 @@
 // Command bench measures signupsync against the limits of its parts in the
-// same run, as shared/BENCH.md asks: raw JetStream publish and consume, the
-// ingest handler with a no-op publisher, and two Firebase limits in the
-// importer's user shape (raw ImportUsers, and the requests the importer's
-// rules require per 1000 users); then the pipeline (ingest saturated and
+// same run (the method is in BENCHMARKS.md): raw JetStream publish and
+// consume, the ingest handler with a no-op publisher (services/ingest's
+// BenchmarkHTTPLimit, run in that package's test binary, since nothing in
+// internal/ imports a service), and two Firebase limits in the importer's
+// user shape (raw ImportUsers, and the requests the importer's rules
+// require per 1000 users); then the pipeline (ingest saturated and
 // open-loop, end-to-end latency, importer and backfill throughput, memory
 // of each role). It runs every figure `-runs` times and prints one table
 // with the median, the min–max and the ratio to each limit. `make bench`
@@ -15,7 +17,7 @@
 //
 // The roles run as real processes (bin/signupsync) against a standalone
 // nats-server process and a Firebase Auth emulator process, all on
-// loopback.
+// loopback. It runs from the repository root.
 package main
 
 import (
@@ -49,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.bin, "bin", "bin/signupsync", "the signupsync binary")
 	fs.StringVar(&o.natsBin, "nats-server", ".cache/bin/nats-server", "the nats-server binary")
 	fs.StringVar(&o.firebaseBin, "firebase", "", "the firebase CLI (default: found like the tests find it)")
+	fs.StringVar(&o.goBin, "go", "go", "the go command, to build services/ingest's test binary (the HTTP limit)")
 	fs.IntVar(&o.backfillUsers, "backfill-users", 100000, "users in the generated export")
 	fs.IntVar(&o.importerUsers, "importer-users", 30000, "signups pre-loaded for the importer figure")
 	fs.IntVar(&o.limitUsers, "limit-users", 20000, "users imported by each Firebase limit (after 2000 untimed)")
