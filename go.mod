@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	firebase.google.com/go/v4 v4.19.0
+	github.com/alecthomas/kong v1.17.0
 	github.com/auth0/go-auth0 v1.40.0
 	github.com/lestrrat-go/jwx/v2 v2.1.6
 	github.com/nats-io/nats-server/v2 v2.15.2

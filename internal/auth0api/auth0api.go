@@ -81,12 +81,13 @@ func (c Config) Enabled() bool {
 	return c.Domain != "" && (c.Token != "" || (c.ClientID != "" && c.ClientSecret != ""))
 }
 
-// Validate reports every problem at once, naming the flag and variable. A
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags). A
 // configuration with nothing set is valid (and disabled).
 func (c Config) Validate() error {
 	var errs []error
 	if c.Timeout < 0 {
-		errs = append(errs, errors.New("--auth0-timeout (SIGNUPSYNC_AUTH0_TIMEOUT) must not be negative"))
+		errs = append(errs, errors.New("auth0: Timeout must not be negative"))
 	}
 	if c.Domain == "" && c.Token == "" && c.ClientID == "" && c.ClientSecret == "" {
 		return errors.Join(errs...)
@@ -94,18 +95,18 @@ func (c Config) Validate() error {
 	host := strings.TrimPrefix(c.Domain, "https://")
 	switch {
 	case c.Domain == "":
-		errs = append(errs, errors.New("--auth0-domain (SIGNUPSYNC_AUTH0_DOMAIN) is required to use the Auth0 Management API"))
+		errs = append(errs, errors.New("auth0: Domain is required to use the Auth0 Management API"))
 	case host == "" || strings.ContainsAny(host, "/ ?#@"):
-		errs = append(errs, fmt.Errorf("--auth0-domain (SIGNUPSYNC_AUTH0_DOMAIN) %q: want a host name such as example.eu.auth0.com", c.Domain))
+		errs = append(errs, fmt.Errorf("auth0: Domain %q: want a host name such as example.eu.auth0.com", c.Domain))
 	}
 	creds := c.ClientID != "" || c.ClientSecret != ""
 	switch {
 	case c.Token != "" && creds:
-		errs = append(errs, errors.New("set either --auth0-token (SIGNUPSYNC_AUTH0_TOKEN) or --auth0-client-id/--auth0-client-secret (SIGNUPSYNC_AUTH0_CLIENT_ID/SIGNUPSYNC_AUTH0_CLIENT_SECRET), not both"))
+		errs = append(errs, errors.New("auth0: set either Token or ClientID and ClientSecret, not both"))
 	case creds && (c.ClientID == "" || c.ClientSecret == ""):
-		errs = append(errs, errors.New("--auth0-client-id (SIGNUPSYNC_AUTH0_CLIENT_ID) and --auth0-client-secret (SIGNUPSYNC_AUTH0_CLIENT_SECRET) must be set together"))
+		errs = append(errs, errors.New("auth0: ClientID and ClientSecret must be set together"))
 	case c.Token == "" && !creds:
-		errs = append(errs, errors.New("--auth0-domain (SIGNUPSYNC_AUTH0_DOMAIN) needs --auth0-token (SIGNUPSYNC_AUTH0_TOKEN) or --auth0-client-id and --auth0-client-secret"))
+		errs = append(errs, errors.New("auth0: Domain needs Token, or ClientID and ClientSecret"))
 	}
 	return errors.Join(errs...)
 }
@@ -130,7 +131,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("auth0 management api: %w", err)
 	}
 	if !cfg.Enabled() {
-		return nil, errors.New("auth0 management api: not configured: set --auth0-domain and a token or client credentials")
+		return nil, errors.New("auth0 management api: not configured: set Domain and Token, or ClientID and ClientSecret")
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {

@@ -57,17 +57,18 @@ func DefaultConfig() Config {
 	return Config{Tenant: "default", CheckpointEvery: 10000, MaxLine: 1 << 20, ProgressEvery: 2 * time.Second}
 }
 
-// Validate reports every problem at once, naming the flags.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if c.File == "" {
-		errs = append(errs, errors.New("--file (SIGNUPSYNC_BACKFILL_FILE) is required"))
+		errs = append(errs, errors.New("backfill: File is required"))
 	}
 	if c.Rate < 0 {
-		errs = append(errs, errors.New("--rate must not be negative"))
+		errs = append(errs, errors.New("backfill: Rate must not be negative"))
 	}
 	if c.CheckpointEvery < 1 {
-		errs = append(errs, errors.New("--checkpoint-every must be positive"))
+		errs = append(errs, errors.New("backfill: CheckpointEvery must be positive"))
 	}
 	if c.MaxLine < 1024 {
 		errs = append(errs, errors.New("max line must be at least 1 KiB"))
@@ -119,7 +120,7 @@ var ErrInterrupted = errors.New("backfill interrupted; run the same command agai
 
 // ErrAlreadyComplete is returned when the checkpoint says the file was
 // backfilled completely (use Restart to publish it again).
-var ErrAlreadyComplete = errors.New("this file was already backfilled completely (use --restart to publish it again)")
+var ErrAlreadyComplete = errors.New("this file was already backfilled completely (set Restart to publish it again)")
 
 const maxMalformedListed = 100
 

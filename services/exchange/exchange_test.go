@@ -389,16 +389,16 @@ func TestConfigValidate(t *testing.T) {
 		change func(*exchange.Config)
 		want   string
 	}{
-		{"no issuer", func(c *exchange.Config) { c.Issuer = "" }, "--auth0-issuer (SIGNUPSYNC_AUTH0_ISSUER)"},
+		{"no issuer", func(c *exchange.Config) { c.Issuer = "" }, "Issuer"},
 		{"http issuer", func(c *exchange.Config) { c.Issuer = "http://tenant.auth0.com/" }, "https"},
 		{"issuer without slash", func(c *exchange.Config) { c.Issuer = "https://tenant.auth0.com" }, "end with a slash"},
-		{"no audience", func(c *exchange.Config) { c.Audience = "" }, "--auth0-audience (SIGNUPSYNC_AUTH0_AUDIENCE)"},
-		{"huge skew", func(c *exchange.Config) { c.ClockSkew = time.Hour }, "--clock-skew (SIGNUPSYNC_CLOCK_SKEW)"},
-		{"tiny max age", func(c *exchange.Config) { c.MaxTokenAge = time.Second }, "--max-token-age (SIGNUPSYNC_MAX_TOKEN_AGE)"},
-		{"no management api", func(c *exchange.Config) { c.Management.Domain, c.Management.Token = "", "" }, "--auth0-domain"},
-		{"bad uid policy", func(c *exchange.Config) { c.UIDPolicy = "email" }, "--uid-policy"},
-		{"no subject limit", func(c *exchange.Config) { c.SubjectRate = 0 }, "--exchange-subject-rate"},
-		{"import wait beyond the write timeout", func(c *exchange.Config) { c.ImportWait = time.Minute }, "--exchange-import-wait (SIGNUPSYNC_EXCHANGE_IMPORT_WAIT)"},
+		{"no audience", func(c *exchange.Config) { c.Audience = "" }, "Audience is required"},
+		{"huge skew", func(c *exchange.Config) { c.ClockSkew = time.Hour }, "ClockSkew"},
+		{"tiny max age", func(c *exchange.Config) { c.MaxTokenAge = time.Second }, "MaxTokenAge"},
+		{"no management api", func(c *exchange.Config) { c.Management.Domain, c.Management.Token = "", "" }, "Management is required"},
+		{"bad uid policy", func(c *exchange.Config) { c.UIDPolicy = "email" }, "UIDPolicy"},
+		{"no subject limit", func(c *exchange.Config) { c.SubjectRate = 0 }, "SubjectRate"},
+		{"import wait beyond the write timeout", func(c *exchange.Config) { c.ImportWait = time.Minute }, "ImportWait"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,7 +90,7 @@ var messages = map[string]string{
 // Handler returns the HTTP handler: the exchange endpoint in an
 // OpenTelemetry server span that continues an incoming traceparent, plus a
 // bare GET /healthz for load balancers that probe the serving port.
-// /metrics and /readyz are on [AdminHandler] only.
+// /metrics and /readyz are on the admin listener only (httpserve.Admin).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathExchange, otelhttp.NewHandler(http.HandlerFunc(s.handleExchange), "POST "+PathExchange,
@@ -362,4 +362,9 @@ func (s *Service) Serve(ctx context.Context, ln net.Listener) error {
 // Listen opens the TCP listener of addr.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	return httpserve.Listen(ctx, addr)
+}
+
+// handleHealthz is the public port's bare liveness answer.
+func handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/httpserve"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
@@ -114,7 +115,7 @@ func newEnvIn(t testing.TB, project string, configure func(*exchange.Config), wr
 	e.svc = svc
 	e.srv = httptest.NewServer(svc.Handler())
 	t.Cleanup(e.srv.Close)
-	e.admin = httptest.NewServer(exchange.AdminHandler(promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}), svc.Ready, deps.Logger))
+	e.admin = httptest.NewServer(httpserve.Admin(promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}), svc.Ready, deps.Logger))
 	t.Cleanup(e.admin.Close)
 	return e
 }

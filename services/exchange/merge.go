@@ -102,7 +102,7 @@ func (s *Service) setupMerge(deps Deps) error {
 	}
 	s.merge.project = s.cfg.Merge.Project
 	if s.cfg.Merge.DeleteAnonymous && s.merge.guests == nil {
-		return errors.New("exchange: --delete-merged-anonymous needs Deps.Guests (an *auth.Client)")
+		return errors.New("exchange: Merge.DeleteAnonymous needs Deps.Guests (an *auth.Client)")
 	}
 	return nil
 }

@@ -111,13 +111,13 @@ func (p PasswordConfig) validate() error {
 	}
 	var errs []error
 	if p.Connection == "" {
-		errs = append(errs, errors.New("--password-connection (SIGNUPSYNC_PASSWORD_CONNECTION) is required with --password-fallback: the Auth0 database connection"))
+		errs = append(errs, errors.New("exchange: Password.Connection is required with Password.Enabled: the Auth0 database connection"))
 	}
 	if p.ClientID == "" || p.ClientSecret == "" {
-		errs = append(errs, errors.New("--password-client-id and --password-client-secret (SIGNUPSYNC_PASSWORD_CLIENT_ID, SIGNUPSYNC_PASSWORD_CLIENT_SECRET) are required with --password-fallback"))
+		errs = append(errs, errors.New("exchange: Password.ClientID and Password.ClientSecret are required with Password.Enabled"))
 	}
 	if p.EmailRate <= 0 || p.EmailBurst < 1 || p.IPRate <= 0 || p.IPBurst < 1 {
-		errs = append(errs, errors.New("--password-email-rate/-burst and --password-ip-rate/-burst must be positive"))
+		errs = append(errs, errors.New("exchange: Password.EmailRate, Password.EmailBurst, Password.IPRate and Password.IPBurst must be positive"))
 	}
 	if p.BodyLimit < 256 || p.SettleWait <= 0 {
 		errs = append(errs, errors.New("password body limit must be at least 256 bytes and the settle wait positive"))

@@ -143,52 +143,53 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, naming the flag and variable.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, errors.New("--exchange-addr (SIGNUPSYNC_EXCHANGE_ADDR) is empty"))
+		errs = append(errs, errors.New("exchange: Addr is empty"))
 	}
 	if err := validIssuer(c.Issuer); err != nil {
-		errs = append(errs, fmt.Errorf("--auth0-issuer (SIGNUPSYNC_AUTH0_ISSUER): %w", err))
+		errs = append(errs, fmt.Errorf("exchange: Issuer: %w", err))
 	}
 	if c.Audience == "" {
-		errs = append(errs, errors.New("--auth0-audience (SIGNUPSYNC_AUTH0_AUDIENCE) is required: the API identifier of the access tokens the app sends"))
+		errs = append(errs, errors.New("exchange: Audience is required: the API identifier of the access tokens the app sends"))
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > 5*time.Minute {
-		errs = append(errs, fmt.Errorf("--clock-skew (SIGNUPSYNC_CLOCK_SKEW) %s: must be 0 to 5m", c.ClockSkew))
+		errs = append(errs, fmt.Errorf("exchange: ClockSkew %s: must be 0 to 5m", c.ClockSkew))
 	}
 	if c.MaxTokenAge < time.Minute || c.MaxTokenAge > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("--max-token-age (SIGNUPSYNC_MAX_TOKEN_AGE) %s: must be 1m to 24h", c.MaxTokenAge))
+		errs = append(errs, fmt.Errorf("exchange: MaxTokenAge %s: must be 1m to 24h", c.MaxTokenAge))
 	}
 	if c.JWKSRefreshInterval < time.Second {
-		errs = append(errs, fmt.Errorf("--jwks-refresh-interval (SIGNUPSYNC_JWKS_REFRESH_INTERVAL) %s: must be at least 1s", c.JWKSRefreshInterval))
+		errs = append(errs, fmt.Errorf("exchange: JWKSRefreshInterval %s: must be at least 1s", c.JWKSRefreshInterval))
 	}
 	if c.JWKSMaxAge < c.JWKSRefreshInterval {
-		errs = append(errs, errors.New("--jwks-max-age (SIGNUPSYNC_JWKS_MAX_AGE) must not be shorter than --jwks-refresh-interval"))
+		errs = append(errs, errors.New("exchange: JWKSMaxAge must not be shorter than JWKSRefreshInterval"))
 	}
 	if c.JWKSTimeout <= 0 || c.CallTimeout <= 0 || c.RetryAfter <= 0 {
 		errs = append(errs, errors.New("JWKS timeout, call timeout and Retry-After must be positive"))
 	}
 	if c.ImportWait <= 0 || c.ImportWait+2*c.CallTimeout >= c.WriteTimeout {
-		errs = append(errs, fmt.Errorf("--exchange-import-wait (SIGNUPSYNC_EXCHANGE_IMPORT_WAIT) %s: must be positive and leave time for the look-ups within the %s write timeout", c.ImportWait, c.WriteTimeout))
+		errs = append(errs, fmt.Errorf("exchange: ImportWait %s: must be positive and leave time for the look-ups within the %s write timeout", c.ImportWait, c.WriteTimeout))
 	}
 	if !c.UIDPolicy.Valid() {
-		errs = append(errs, fmt.Errorf("--uid-policy (SIGNUPSYNC_UID_POLICY) %q: want auth0_id or hash", c.UIDPolicy))
+		errs = append(errs, fmt.Errorf("exchange: UIDPolicy %q: want auth0_id or hash", c.UIDPolicy))
 	}
 	if c.Tenant == "" {
-		errs = append(errs, errors.New("--tenant (SIGNUPSYNC_AUTH0_TENANT) is empty"))
+		errs = append(errs, errors.New("exchange: Tenant is empty"))
 	}
 	if err := c.Management.Validate(); err != nil {
 		errs = append(errs, err)
 	} else if !c.Management.Enabled() {
-		errs = append(errs, errors.New("the exchange reads users from the Auth0 Management API: set --auth0-domain (SIGNUPSYNC_AUTH0_DOMAIN) and --auth0-token or --auth0-client-id/--auth0-client-secret"))
+		errs = append(errs, errors.New("exchange: Management is required, the exchange reads users from the Auth0 Management API: set Domain and Token, or ClientID and ClientSecret"))
 	}
 	if c.SubjectRate <= 0 || c.SubjectBurst < 1 {
-		errs = append(errs, errors.New("--exchange-subject-rate and --exchange-subject-burst (SIGNUPSYNC_EXCHANGE_SUBJECT_RATE, SIGNUPSYNC_EXCHANGE_SUBJECT_BURST) must be positive"))
+		errs = append(errs, errors.New("exchange: SubjectRate and SubjectBurst must be positive"))
 	}
 	if c.IPRate <= 0 || c.IPBurst < 1 {
-		errs = append(errs, errors.New("--exchange-ip-rate and --exchange-ip-burst (SIGNUPSYNC_EXCHANGE_IP_RATE, SIGNUPSYNC_EXCHANGE_IP_BURST) must be positive"))
+		errs = append(errs, errors.New("exchange: IPRate and IPBurst must be positive"))
 	}
 	if c.LimiterKeys < 1 {
 		errs = append(errs, errors.New("limiter keys must be positive"))

@@ -122,55 +122,56 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, naming the flag and variable.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if err := c.Delivery.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("delivery (--ack-wait, --max-deliver): %w", err))
+		errs = append(errs, fmt.Errorf("importer: Delivery.AckWait, Delivery.MaxDeliver: %w", err))
 	}
 	if c.BatchSize < 1 || c.BatchSize > 1000 {
-		errs = append(errs, fmt.Errorf("--batch-size (SIGNUPSYNC_BATCH_SIZE) %d: must be 1 to 1000", c.BatchSize))
+		errs = append(errs, fmt.Errorf("importer: BatchSize %d: must be 1 to 1000", c.BatchSize))
 	}
 	if c.BatchWindow <= 0 {
-		errs = append(errs, errors.New("--batch-window (SIGNUPSYNC_BATCH_WINDOW) must be positive"))
+		errs = append(errs, errors.New("importer: BatchWindow must be positive"))
 	}
 	if c.BatchWindow >= c.Delivery.AckWait/2 {
-		errs = append(errs, errors.New("--batch-window (SIGNUPSYNC_BATCH_WINDOW) must be shorter than half of --ack-wait"))
+		errs = append(errs, errors.New("importer: BatchWindow must be shorter than half of Delivery.AckWait"))
 	}
 	if c.Workers < 1 || c.Workers > 64 {
-		errs = append(errs, fmt.Errorf("--workers (SIGNUPSYNC_IMPORTER_WORKERS) %d: must be 1 to 64", c.Workers))
+		errs = append(errs, fmt.Errorf("importer: Workers %d: must be 1 to 64", c.Workers))
 	}
 	if !c.UIDPolicy.Valid() {
-		errs = append(errs, fmt.Errorf("--uid-policy (SIGNUPSYNC_UID_POLICY) %q: want auth0_id or hash", c.UIDPolicy))
+		errs = append(errs, fmt.Errorf("importer: UIDPolicy %q: want auth0_id or hash", c.UIDPolicy))
 	}
 	switch c.EmailPolicy {
 	case EmailConflict, EmailLink, EmailSkip:
 	default:
-		errs = append(errs, fmt.Errorf("--email-policy (SIGNUPSYNC_EMAIL_POLICY) %q: want conflict, link or skip", c.EmailPolicy))
+		errs = append(errs, fmt.Errorf("importer: EmailPolicy %q: want conflict, link or skip", c.EmailPolicy))
 	}
 	if c.FirebaseRPS < 0 {
-		errs = append(errs, errors.New("--firebase-rps (SIGNUPSYNC_FIREBASE_RPS) must not be negative"))
+		errs = append(errs, errors.New("importer: FirebaseRPS must not be negative"))
 	}
 	if c.BreakerFailures < 1 {
-		errs = append(errs, errors.New("--breaker-failures (SIGNUPSYNC_BREAKER_FAILURES) must be at least 1"))
+		errs = append(errs, errors.New("importer: BreakerFailures must be at least 1"))
 	}
 	if c.BreakerOpenFor <= 0 {
-		errs = append(errs, errors.New("--breaker-open-for (SIGNUPSYNC_BREAKER_OPEN_FOR) must be positive"))
+		errs = append(errs, errors.New("importer: BreakerOpenFor must be positive"))
 	}
 	if c.FirebaseTimeout <= 0 {
-		errs = append(errs, errors.New("--firebase-timeout (SIGNUPSYNC_FIREBASE_TIMEOUT) must be positive"))
+		errs = append(errs, errors.New("importer: FirebaseTimeout must be positive"))
 	}
 	if c.FreshAfter < 0 {
-		errs = append(errs, errors.New("--fresh-after (SIGNUPSYNC_FRESH_AFTER) must not be negative (0 turns the age rule off)"))
+		errs = append(errs, errors.New("importer: FreshAfter must not be negative (0 turns the age rule off)"))
 	}
 	if c.Concurrency < 1 {
-		errs = append(errs, errors.New("--concurrency (SIGNUPSYNC_IMPORTER_CONCURRENCY) must be positive"))
+		errs = append(errs, errors.New("importer: Concurrency must be positive"))
 	}
 	if c.DeferDelay <= 0 {
 		errs = append(errs, errors.New("defer delay must be positive"))
 	}
 	if c.AmbiguousWait < c.FirebaseTimeout {
-		errs = append(errs, errors.New("--ambiguous-import-wait (SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT) must not be shorter than --firebase-timeout"))
+		errs = append(errs, errors.New("importer: AmbiguousWait must not be shorter than FirebaseTimeout"))
 	}
 	if c.Lifecycle.Enabled {
 		if err := c.Lifecycle.Validate(); err != nil {

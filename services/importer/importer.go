@@ -93,7 +93,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 		return nil, errors.New("importer: JetStream, Accounts and Logger are required")
 	}
 	if cfg.EmailPolicy == EmailLink && deps.Enricher == nil {
-		return nil, errors.New("importer: --email-policy link needs the Auth0 Management API (an Enricher): links are decided on the profile read from Auth0, never on the message")
+		return nil, errors.New("importer: EmailPolicy link needs the Auth0 Management API (Deps.Enricher): links are decided on the profile read from Auth0, never on the message")
 	}
 	im := &Importer{
 		cfg: cfg, js: deps.JetStream, accounts: deps.Accounts, enricher: deps.Enricher,
@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Importer, error) {
 		return nil, fmt.Errorf("claims bucket: %w", err)
 	}
 	if st.TTL() <= cfg.Delivery.AckWait+cfg.AmbiguousWait {
-		return nil, fmt.Errorf("claims bucket %s: its TTL %s must exceed --ack-wait %s plus --ambiguous-import-wait %s (a live or ambiguous import must never lose its claim)",
+		return nil, fmt.Errorf("claims bucket %s: its TTL %s must exceed Delivery.AckWait %s plus AmbiguousWait %s (a live or ambiguous import must never lose its claim)",
 			events.BucketClaims, st.TTL(), cfg.Delivery.AckWait, cfg.AmbiguousWait)
 	}
 	im.cons, im.ledger, im.claims = cons, &ledger{kv: kv}, claims

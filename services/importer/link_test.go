@@ -154,8 +154,8 @@ func TestLinkPolicyNeedsTheManagementAPI(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.EmailPolicy = EmailLink
 	_, err := New(context.Background(), e.cfg, e.deps)
-	if err == nil || !strings.Contains(err.Error(), "--email-policy link") {
-		t.Fatalf("New = %v, want a refusal naming --email-policy link", err)
+	if err == nil || !strings.Contains(err.Error(), "EmailPolicy link") {
+		t.Fatalf("New = %v, want a refusal naming EmailPolicy link", err)
 	}
 }
 

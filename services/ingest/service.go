@@ -91,39 +91,40 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, naming the flag and variable.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, errors.New("--http-addr (SIGNUPSYNC_HTTP_ADDR) is empty"))
+		errs = append(errs, errors.New("ingest: Addr is empty"))
 	}
 	if c.AdminAddr != "" && c.AdminAddr == c.Addr {
-		errs = append(errs, errors.New("--metrics-addr (SIGNUPSYNC_METRICS_ADDR) must differ from --http-addr (SIGNUPSYNC_HTTP_ADDR): /metrics and /readyz stay off the public port"))
+		errs = append(errs, errors.New("ingest: AdminAddr must differ from Addr: /metrics and /readyz stay off the public port"))
 	}
 	if c.BodyLimit < 1024 {
-		errs = append(errs, fmt.Errorf("--body-limit (SIGNUPSYNC_BODY_LIMIT) %d: must be at least 1024 bytes", c.BodyLimit))
+		errs = append(errs, fmt.Errorf("ingest: BodyLimit %d: must be at least 1024 bytes", c.BodyLimit))
 	}
 	if c.LogStreamBodyLimit < maxLogEntry || c.LogStreamBodyLimit > maxLogStreamBodyLimit {
-		errs = append(errs, fmt.Errorf("--log-stream-body-limit (SIGNUPSYNC_LOG_STREAM_BODY_LIMIT) %d: must be between %d (one entry) and %d bytes", c.LogStreamBodyLimit, maxLogEntry, maxLogStreamBodyLimit))
+		errs = append(errs, fmt.Errorf("ingest: LogStreamBodyLimit %d: must be between %d (one entry) and %d bytes", c.LogStreamBodyLimit, maxLogEntry, maxLogStreamBodyLimit))
 	}
 	if len(c.ActionSecrets) == 0 && len(c.EventStreamTokens) == 0 && len(c.EventStreamBasic) == 0 && len(c.LogStreamTokens) == 0 {
-		errs = append(errs, errors.New("no receiver has credentials: set --action-secrets (SIGNUPSYNC_ACTION_SECRETS), --event-stream-token (SIGNUPSYNC_EVENT_STREAM_TOKEN), --event-stream-basic (SIGNUPSYNC_EVENT_STREAM_BASIC) or --log-stream-token (SIGNUPSYNC_LOG_STREAM_TOKEN)"))
+		errs = append(errs, errors.New("ingest: no receiver has credentials: set ActionSecrets, EventStreamTokens, EventStreamBasic or LogStreamTokens"))
 	}
 	for i, s := range c.ActionSecrets {
 		if _, err := DecodeWebhookSecret(s); err != nil {
-			errs = append(errs, fmt.Errorf("--action-secrets (SIGNUPSYNC_ACTION_SECRETS) entry %d: %w", i+1, err))
+			errs = append(errs, fmt.Errorf("ingest: ActionSecrets entry %d: %w", i+1, err))
 		}
 	}
 	for _, b := range c.EventStreamBasic {
 		if !strings.Contains(b, ":") {
-			errs = append(errs, errors.New("--event-stream-basic (SIGNUPSYNC_EVENT_STREAM_BASIC): entries must be user:password"))
+			errs = append(errs, errors.New("ingest: EventStreamBasic: entries must be user:password"))
 		}
 	}
 	if c.Tolerance <= 0 || c.Tolerance > time.Hour {
-		errs = append(errs, fmt.Errorf("--signature-tolerance (SIGNUPSYNC_SIGNATURE_TOLERANCE) %s: must be in (0, 1h]", c.Tolerance))
+		errs = append(errs, fmt.Errorf("ingest: Tolerance %s: must be in (0, 1h]", c.Tolerance))
 	}
 	if c.PublishTimeout <= 0 {
-		errs = append(errs, errors.New("--publish-timeout (SIGNUPSYNC_PUBLISH_TIMEOUT) must be positive"))
+		errs = append(errs, errors.New("ingest: PublishTimeout must be positive"))
 	}
 	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 {
 		errs = append(errs, errors.New("HTTP read-header, read and write timeouts must be positive"))

@@ -33,7 +33,7 @@ type Selection struct {
 
 // Errors of [Selection.Validate].
 var (
-	ErrNoSelection   = errors.New("no selection: name dead letters with --seq, --msg-id, --user, --reason, --since/--until, or pass --all")
+	ErrNoSelection   = errors.New("no selection: name dead letters with Seqs, MsgIDs, Users, Reasons, Since/Until, or set All")
 	ErrContradictory = errors.New("contradictory selection")
 )
 
@@ -58,10 +58,10 @@ func (s Selection) Validate() error {
 		return ErrNoSelection
 	}
 	if s.All && (len(s.Seqs) > 0 || len(s.MsgIDs) > 0 || len(s.Users) > 0 || len(s.Reasons) > 0 || !s.Since.IsZero() || !s.Until.IsZero()) {
-		return fmt.Errorf("%w: --all cannot be combined with other criteria", ErrContradictory)
+		return fmt.Errorf("%w: All cannot be combined with other criteria", ErrContradictory)
 	}
 	if !s.Since.IsZero() && !s.Until.IsZero() && !s.Since.Before(s.Until) {
-		return fmt.Errorf("%w: --since must be before --until", ErrContradictory)
+		return fmt.Errorf("%w: Since must be before Until", ErrContradictory)
 	}
 	return nil
 }
@@ -171,8 +171,8 @@ type Result struct {
 // naming it.
 func ReplayMsg(d DeadLetter) (*nats.Msg, error) {
 	if d.RawEntry() {
-		return nil, fmt.Errorf("dead letter %d (%s, %s): %w; once ingest accepts it, POST its data (dlq show --seq %d) to the receiver of source %q, which decodes it with the current rules, then purge it",
-			d.Seq, d.Reason, d.Error, ErrRawEntry, d.Seq, d.Header.Get(events.HeaderSource))
+		return nil, fmt.Errorf("dead letter %d (%s, %s): %w; once ingest accepts it, POST its data (DeadLetter.Data) to the receiver of source %q, which decodes it with the current rules, then purge it",
+			d.Seq, d.Reason, d.Error, ErrRawEntry, d.Header.Get(events.HeaderSource))
 	}
 	if !strings.HasPrefix(d.Original, events.SubjectPrefix+".") {
 		return nil, fmt.Errorf("dead letter %d: original subject %q is not a signup subject", d.Seq, d.Original)
@@ -231,7 +231,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, dls []DeadLetter, perSe
 		decoded[d.Seq] = msg
 	}
 	if len(refused) > 0 {
-		return nil, fmt.Errorf("%w: dead letter(s) %s (reason %s) are not accepted by the current rules; leave them out of the selection (select by --reason or --seq) or purge them once handled",
+		return nil, fmt.Errorf("%w: dead letter(s) %s (reason %s) are not accepted by the current rules; leave them out of the selection (select by Reasons or Seqs) or purge them once handled",
 			ErrRawEntry, strings.Join(refused, ", "), events.ReasonInvalidEntry)
 	}
 	st, err := js.Stream(ctx, events.StreamDeadLetter)

@@ -93,17 +93,18 @@ func DefaultConfig() Config {
 	return Config{Tenant: "default", CheckpointEvery: 10000, MaxLine: 64 << 10, ProgressEvery: 2 * time.Second}
 }
 
-// Validate reports every problem at once, naming the flags.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if c.File == "" {
-		errs = append(errs, errors.New("--file (SIGNUPSYNC_PASSWORDS_FILE) is required"))
+		errs = append(errs, errors.New("passwords: File is required"))
 	}
 	if c.Rate < 0 {
-		errs = append(errs, errors.New("--rate must not be negative"))
+		errs = append(errs, errors.New("passwords: Rate must not be negative"))
 	}
 	if c.CheckpointEvery < 1 {
-		errs = append(errs, errors.New("--checkpoint-every must be positive"))
+		errs = append(errs, errors.New("passwords: CheckpointEvery must be positive"))
 	}
 	if c.MaxLine < 1024 {
 		errs = append(errs, errors.New("max line must be at least 1 KiB"))
@@ -182,7 +183,7 @@ var ErrInterrupted = errors.New("passwords interrupted; run the same command aga
 
 // ErrAlreadyComplete is returned when the checkpoint says the file was
 // published completely (use Restart to publish it again).
-var ErrAlreadyComplete = errors.New("this hash export was already published completely (use --restart to publish it again)")
+var ErrAlreadyComplete = errors.New("this hash export was already published completely (set Restart to publish it again)")
 
 const maxListed = 100
 
@@ -213,7 +214,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Counts, error) {
 		return Counts{}, errors.New("passwords: Publisher and State are required unless dry-running")
 	}
 	if deps.Ledger == nil && (!cfg.DryRun || cfg.UsersFile == "") {
-		return Counts{}, errors.New("passwords: the ledger is required (a dry run with --users may go without)")
+		return Counts{}, errors.New("passwords: the ledger is required (a dry run with UsersFile may go without)")
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now

@@ -105,42 +105,42 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, naming the flag and the variable
-// where there is one.
+// Validate reports every problem at once, naming each field as Config
+// spells it (the command line tells them as its flags).
 func (c Config) Validate() error {
 	var errs []error
 	if c.Since.IsZero() {
-		errs = append(errs, errors.New("--since (SIGNUPSYNC_RECONCILE_SINCE) is required: an RFC 3339 time or a duration such as 24h"))
+		errs = append(errs, errors.New("reconcile: Since is required: an RFC 3339 time or a duration such as 24h"))
 	}
 	if !c.Until.IsZero() && !c.Until.After(c.Since) {
-		errs = append(errs, errors.New("--until (SIGNUPSYNC_RECONCILE_UNTIL) must be after --since"))
+		errs = append(errs, errors.New("reconcile: Until must be after Since"))
 	}
 	if !c.Until.IsZero() && c.Every > 0 {
-		errs = append(errs, errors.New("--until (SIGNUPSYNC_RECONCILE_UNTIL) and --every (SIGNUPSYNC_RECONCILE_EVERY) contradict each other: a fixed end leaves nothing for the next sweep"))
+		errs = append(errs, errors.New("reconcile: Until and Every contradict each other: a fixed end leaves nothing for the next sweep"))
 	}
 	switch c.Mode {
 	case ModeSweep:
 		if c.StreamID != "" {
-			errs = append(errs, errors.New("--stream-id (SIGNUPSYNC_RECONCILE_STREAM_ID) is for reconcile deliveries only"))
+			errs = append(errs, errors.New("reconcile: StreamID is for ModeDeliveries only"))
 		}
 	case ModeDeliveries:
 		if !streamIDPattern.MatchString(c.StreamID) {
-			errs = append(errs, fmt.Errorf("--stream-id (SIGNUPSYNC_RECONCILE_STREAM_ID) %q: want the id of the Auth0 event stream (est_…)", c.StreamID))
+			errs = append(errs, fmt.Errorf("reconcile: StreamID %q: want the id of the Auth0 event stream (est_…)", c.StreamID))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("mode %q: want %q or %q", c.Mode, ModeSweep, ModeDeliveries))
 	}
 	if c.Lookback < 0 {
-		errs = append(errs, errors.New("--lookback (SIGNUPSYNC_RECONCILE_LOOKBACK) must not be negative"))
+		errs = append(errs, errors.New("reconcile: Lookback must not be negative"))
 	}
 	if c.SettleLag < 0 {
-		errs = append(errs, errors.New("--settle (SIGNUPSYNC_RECONCILE_SETTLE) must not be negative"))
+		errs = append(errs, errors.New("reconcile: SettleLag must not be negative"))
 	}
 	if c.Every < 0 || (c.Every > 0 && c.Every < time.Second) {
-		errs = append(errs, fmt.Errorf("--every (SIGNUPSYNC_RECONCILE_EVERY) %s: want 0 (one sweep) or at least 1s", c.Every))
+		errs = append(errs, fmt.Errorf("reconcile: Every %s: want 0 (one sweep) or at least 1s", c.Every))
 	}
 	if c.RPS < 0 {
-		errs = append(errs, errors.New("--rps (SIGNUPSYNC_RECONCILE_RPS) must not be negative"))
+		errs = append(errs, errors.New("reconcile: RPS must not be negative"))
 	}
 	if c.PageSize < 1 || c.PageSize > auth0api.MaxPerPage {
 		errs = append(errs, fmt.Errorf("page size %d: want 1 to %d", c.PageSize, auth0api.MaxPerPage))
@@ -155,7 +155,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("publish timeout must be positive"))
 	}
 	if strings.TrimSpace(c.Tenant) == "" || len(c.Tenant) > 256 {
-		errs = append(errs, errors.New("--tenant (SIGNUPSYNC_AUTH0_TENANT) must be 1 to 256 characters"))
+		errs = append(errs, errors.New("reconcile: Tenant must be 1 to 256 characters"))
 	}
 	return errors.Join(errs...)
 }

@@ -14,31 +14,31 @@ func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		edit func(*reconciler.Config)
-		// want is a fragment of the message, naming the flag; "" means valid.
+		// want is a fragment of the message, naming the field; "" means valid.
 		want string
 	}{
 		{name: "defaults with --since", edit: func(*reconciler.Config) {}},
 		{name: "service", edit: func(c *reconciler.Config) { c.Every = 5 * time.Minute }},
 		{name: "fixed window", edit: func(c *reconciler.Config) { c.Until = base.Add(time.Hour) }},
-		{name: "no since", edit: func(c *reconciler.Config) { c.Since = time.Time{} }, want: "--since (SIGNUPSYNC_RECONCILE_SINCE)"},
-		{name: "until before since", edit: func(c *reconciler.Config) { c.Until = base.Add(-time.Hour) }, want: "--until"},
+		{name: "no since", edit: func(c *reconciler.Config) { c.Since = time.Time{} }, want: "Since is required"},
+		{name: "until before since", edit: func(c *reconciler.Config) { c.Until = base.Add(-time.Hour) }, want: "Until must be after Since"},
 		{name: "until with every", edit: func(c *reconciler.Config) { c.Until, c.Every = base.Add(time.Hour), time.Minute }, want: "contradict"},
-		{name: "every under a second", edit: func(c *reconciler.Config) { c.Every = time.Millisecond }, want: "--every (SIGNUPSYNC_RECONCILE_EVERY)"},
-		{name: "negative rps", edit: func(c *reconciler.Config) { c.RPS = -1 }, want: "--rps (SIGNUPSYNC_RECONCILE_RPS)"},
-		{name: "negative settle lag", edit: func(c *reconciler.Config) { c.SettleLag = -time.Second }, want: "--settle"},
+		{name: "every under a second", edit: func(c *reconciler.Config) { c.Every = time.Millisecond }, want: "Every 1ms"},
+		{name: "negative rps", edit: func(c *reconciler.Config) { c.RPS = -1 }, want: "RPS must not be negative"},
+		{name: "negative settle lag", edit: func(c *reconciler.Config) { c.SettleLag = -time.Second }, want: "SettleLag"},
 		{name: "page over 100", edit: func(c *reconciler.Config) { c.PageSize = 101 }, want: "page size"},
-		{name: "negative lookback", edit: func(c *reconciler.Config) { c.Lookback = -time.Minute }, want: "--lookback (SIGNUPSYNC_RECONCILE_LOOKBACK)"},
+		{name: "negative lookback", edit: func(c *reconciler.Config) { c.Lookback = -time.Minute }, want: "Lookback must not be negative"},
 		{name: "no lookback", edit: func(c *reconciler.Config) { c.Lookback = 0 }},
 		{name: "deliveries", edit: func(c *reconciler.Config) {
 			c.Mode, c.StreamID = reconciler.ModeDeliveries, "est_aD5AUDqZbHFcMoEx2LxAk9"
 		}},
-		{name: "deliveries without a stream", edit: func(c *reconciler.Config) { c.Mode = reconciler.ModeDeliveries }, want: "--stream-id"},
-		{name: "deliveries with a bad stream id", edit: func(c *reconciler.Config) { c.Mode, c.StreamID = reconciler.ModeDeliveries, "est.x>" }, want: "--stream-id"},
-		{name: "a stream id for a sweep", edit: func(c *reconciler.Config) { c.StreamID = "est_x" }, want: "reconcile deliveries only"},
+		{name: "deliveries without a stream", edit: func(c *reconciler.Config) { c.Mode = reconciler.ModeDeliveries }, want: "StreamID"},
+		{name: "deliveries with a bad stream id", edit: func(c *reconciler.Config) { c.Mode, c.StreamID = reconciler.ModeDeliveries, "est.x>" }, want: "StreamID"},
+		{name: "a stream id for a sweep", edit: func(c *reconciler.Config) { c.StreamID = "est_x" }, want: "ModeDeliveries only"},
 		{name: "unknown mode", edit: func(c *reconciler.Config) { c.Mode = "nap" }, want: "mode"},
 		{name: "no attempts", edit: func(c *reconciler.Config) { c.MaxAttempts = 0 }, want: "max attempts"},
 		{name: "no concurrency", edit: func(c *reconciler.Config) { c.Concurrency = 0 }, want: "concurrency"},
-		{name: "no tenant", edit: func(c *reconciler.Config) { c.Tenant = " " }, want: "--tenant"},
+		{name: "no tenant", edit: func(c *reconciler.Config) { c.Tenant = " " }, want: "Tenant"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,27 +72,27 @@ func DefaultExportConfig() ExportConfig {
 	}
 }
 
-// Validate reports every problem at once, naming the flag and the variable
-// where there is one.
+// Validate reports every problem at once, naming each field as
+// ExportConfig spells it (the command line tells them as its flags).
 func (c ExportConfig) Validate() error {
 	var errs []error
 	if c.Out == "" {
-		errs = append(errs, errors.New("--out (SIGNUPSYNC_EXPORT_OUT) is required"))
+		errs = append(errs, errors.New("export: Out is required"))
 	}
 	if len(c.Fields) == 0 {
 		errs = append(errs, errors.New("no fields to export"))
 	}
 	if c.PollMin <= 0 || c.PollMax < c.PollMin {
-		errs = append(errs, fmt.Errorf("poll interval %s to %s: want 0 < min ≤ max (--poll-max, SIGNUPSYNC_EXPORT_POLL_MAX)", c.PollMin, c.PollMax))
+		errs = append(errs, fmt.Errorf("poll interval %s to %s: want 0 < PollMin ≤ PollMax", c.PollMin, c.PollMax))
 	}
 	if c.Timeout < 0 {
-		errs = append(errs, errors.New("--timeout (SIGNUPSYNC_EXPORT_TIMEOUT) must not be negative"))
+		errs = append(errs, errors.New("export: Timeout must not be negative"))
 	}
 	if c.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts))
 	}
 	if c.RPS < 0 {
-		errs = append(errs, errors.New("--rps (SIGNUPSYNC_EXPORT_RPS) must not be negative"))
+		errs = append(errs, errors.New("export: RPS must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -176,18 +176,18 @@ type exporter struct {
 func (e *exporter) checkOut() error {
 	dir := filepath.Dir(e.cfg.Out)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("--out %s: directory %s does not exist", e.cfg.Out, dir)
+		return fmt.Errorf("export: Out %q: directory %q does not exist", e.cfg.Out, dir)
 	}
 	st, err := os.Stat(e.cfg.Out)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
 	case err != nil:
-		return fmt.Errorf("--out %s: %w", e.cfg.Out, err)
+		return fmt.Errorf("export: Out %q: %w", e.cfg.Out, err)
 	case st.IsDir():
-		return fmt.Errorf("--out %s: is a directory", e.cfg.Out)
+		return fmt.Errorf("export: Out %q: is a directory", e.cfg.Out)
 	case !e.cfg.Force:
-		return fmt.Errorf("--out %s: %w (use --force to replace it)", e.cfg.Out, ErrOutputExists)
+		return fmt.Errorf("export: Out %q: %w (set Force to replace it)", e.cfg.Out, ErrOutputExists)
 	}
 	return nil
 }

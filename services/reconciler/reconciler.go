@@ -339,7 +339,7 @@ func (r *Reconciler) round(ctx context.Context, spec roundSpec) (Result, error) 
 			r.log.WarnContext(ctx, "replacing an undecodable checkpoint", "err", err)
 			return nil
 		case errors.Is(err, ErrBadCheckpoint):
-			return fmt.Errorf("%w (run with --ignore-checkpoint to replace it)", err)
+			return fmt.Errorf("%w (set IgnoreCheckpoint to replace it)", err)
 		}
 		found = err == nil
 		return err

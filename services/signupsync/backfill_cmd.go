@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/services/backfill"
 )
 
@@ -17,85 +12,46 @@ import (
 // gets imported (importer.Config.FreshAfter and its rule for backfill).
 const backfillFreshNote = "signups from this file are re-read from Auth0 by the importer before import; users deleted since are skipped"
 
-// runBackfill publishes every user of an Auth0 export file as a signup.
-func runBackfill(ctx context.Context, args []string, e env) error {
-	f := newFlags("backfill", e.getenv, e.stderr)
-	com := addCommon(f)
-	d := backfill.DefaultConfig()
-	file := f.String("file", "SIGNUPSYNC_BACKFILL_FILE", "", "Auth0 users export: NDJSON, gzipped or not")
-	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", d.Tenant, "Auth0 tenant name recorded in the events")
-	dry := f.Bool("dry-run", "", false, "count what would happen (eligible, skipped by reason, malformed) without publishing")
-	rateFlag := f.Int("rate", "SIGNUPSYNC_BACKFILL_RATE", 0, "signups published per second, 0 = unlimited")
-	every := f.Int("checkpoint-every", "", d.CheckpointEvery, "lines between checkpoints")
-	restart := f.Bool("restart", "", false, "ignore the checkpoint and start from the first line")
-	asJSON := f.Bool("json", "", false, "print the final counts as JSON")
-	if err := f.parse(args); err != nil {
-		return usageError{err}
-	}
-	cfg := d
-	cfg.File, cfg.Tenant, cfg.DryRun, cfg.Rate, cfg.CheckpointEvery, cfg.Restart = *file, *tenant, *dry, float64(*rateFlag), *every, *restart
+// backfillCmd is `signupsync backfill`: it publishes every user of an Auth0
+// export file as a signup, resumably. A dry run needs no broker.
+type backfillCmd struct {
+	File       string `name:"file" envvar:"SIGNUPSYNC_BACKFILL_FILE" cfg:"backfill.File" help:"Auth0 users export: NDJSON, gzipped or not."`
+	Rate       int    `name:"rate" envvar:"SIGNUPSYNC_BACKFILL_RATE" default:"0" cfg:"backfill.Rate" help:"Signups published per second, 0 = unlimited."`
+	batchFlags `embed:""`
+}
+
+func (c *backfillCmd) Run(ctx context.Context, e env) (err error) {
+	cfg := backfill.DefaultConfig()
+	cfg.File, cfg.Tenant, cfg.DryRun, cfg.Rate, cfg.CheckpointEvery, cfg.Restart = c.File, c.Tenant, c.DryRun, float64(c.Rate), c.CheckpointEvery, c.Restart
 	if err := cfg.Validate(); err != nil {
-		return usageError{err}
+		return e.usage(err, "backfill")
 	}
-	log, err := com.logger(e)
+	log, err := c.logger(e)
 	if err != nil {
 		return err
 	}
 	deps := backfill.Deps{Logger: log.With("role", "backfill"), Progress: e.stderr, Terminal: isTerminal(e.stderr)}
 	if !cfg.DryRun {
-		nc, _, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-backfill", log)
+		conn, js, state, err := c.publisher(ctx, "signupsync-backfill", false, log)
+		if conn != nil {
+			defer func() { err = errors.Join(err, c.drain(ctx, conn)) }()
+		}
 		if err != nil {
 			return err
-		}
-		defer func() { _ = drainNATS(nc, *com.drainPeriod) }()
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-		if err != nil {
-			return err
-		}
-		if err := ensureTopology(ctx, js, com.topology(), log); err != nil {
-			return err
-		}
-		state, err := js.KeyValue(ctx, events.BucketState)
-		if err != nil {
-			return fmt.Errorf("state bucket: %w", err)
 		}
 		deps.Publisher, deps.State = js, state
 	}
 	counts, err := backfill.Run(ctx, cfg, deps)
-	// The note goes where it does not break --json's output.
+	// The note goes where it does not break --format json.
 	note := e.stdout
-	if *asJSON {
+	if c.json() {
 		note = e.stderr
 	}
 	fmt.Fprintln(note, backfillFreshNote)
-	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(counts)
-	} else {
-		mode := "backfill"
-		if cfg.DryRun {
-			mode = "dry run"
-		}
-		fmt.Fprintf(e.stdout, "%s: %s\n", mode, counts.Summary())
-		if len(counts.MalformedLines) > 0 {
-			fmt.Fprintf(e.stdout, "malformed lines: %v\n", counts.MalformedLines)
-		}
-	}
+	c.printCounts(e.stdout, counts, "backfill", counts.Summary(), [2]any{"malformed lines", counts.MalformedLines})
 	if errors.Is(err, backfill.ErrAlreadyComplete) {
-		fmt.Fprintln(e.stdout, err)
+		fmt.Fprintln(e.stdout, e.fields.explain(err, "backfill"))
 		return nil
 	}
 	return err
-}
-
-// isTerminal reports whether w is a character device (a progress bar is
-// drawn only there).
-func isTerminal(w any) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

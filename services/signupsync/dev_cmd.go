@@ -7,126 +7,120 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"sync"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/signupsync/signupsync/internal/natsembed"
-	"github.com/signupsync/signupsync/internal/telemetry"
+	"github.com/signupsync/signupsync/internal/rolerun"
 )
 
-// runDev runs an embedded JetStream server, ingest and (unless
-// --importer=false) the importer in one process: the zero-setup local mode.
-func runDev(ctx context.Context, args []string, e env) error {
-	f := newFlags("dev", e.getenv, e.stderr)
-	com := addCommon(f)
-	buildIngest := ingestFlags(f)
-	buildImporter := importerFlags(f)
-	buildExchange := exchangeFlags(f)
-	dataDir := f.String("data-dir", "SIGNUPSYNC_DATA_DIR", ".data", "directory of the embedded JetStream store")
-	natsAddr := f.String("dev-nats-addr", "SIGNUPSYNC_DEV_NATS_ADDR", "127.0.0.1:4222", "client address of the embedded NATS server (port -1 picks a free one)")
-	withImporter := f.Bool("importer", "SIGNUPSYNC_DEV_IMPORTER", true, "run the importer too (needs Firebase: FIREBASE_AUTH_EMULATOR_HOST or credentials)")
-	if err := f.parse(args); err != nil {
-		return usageError{err}
+// devFlags are dev's own settings.
+type devFlags struct {
+	DataDir  string `name:"data-dir" envvar:"SIGNUPSYNC_DATA_DIR" default:".data" help:"Directory of the embedded JetStream store."`
+	NATSAddr string `name:"dev-nats-addr" envvar:"SIGNUPSYNC_DEV_NATS_ADDR" default:"127.0.0.1:4222" cfg:"dev.NATSAddr" help:"Client address of the embedded NATS server (port -1 picks a free one)."`
+	Importer bool   `name:"importer" envvar:"SIGNUPSYNC_DEV_IMPORTER" default:"true" negatable:"" help:"Run the importer too (needs Firebase: FIREBASE_AUTH_EMULATOR_HOST or credentials)."`
+}
+
+// devCmd is `signupsync dev`: an embedded JetStream server, ingest, the
+// importer (unless --no-importer) and, when --auth0-issuer is set, the
+// session exchange, in one process: the zero-setup local mode.
+type devCmd struct {
+	devFlags      `embed:"" group:"dev"`
+	ingestFlags   `embed:"" group:"ingest"`
+	tenantFlag    `embed:"" group:"ingest"`
+	importerFlags `embed:"" group:"importer"`
+	uidPolicyFlag `embed:"" group:"importer"`
+	exchangeFlags `embed:"" group:"exchange"`
+	passwordFlags `embed:"" group:"password"`
+	firebaseFlags `embed:"" group:"firebase"`
+	auth0Flags    `embed:"" group:"auth0"`
+	topologyFlags `embed:"" group:"topology"`
+	logFlags      `embed:"" group:"process"`
+	shutdownFlags `embed:"" group:"process"`
+	adminFlags    `embed:"" group:"process" set:"metrics_addr=127.0.0.1:9464"`
+}
+
+func (c *devCmd) Run(ctx context.Context, e env) error {
+	icfg := c.ingestFlags.config(c.Tenant, c.ShutdownTimeout, c.MetricsAddr)
+	errs := []error{e.fields.explain(icfg.Validate(), "ingest")}
+	imp, a0, err := importerSettings(e, c.importerFlags, c.UIDPolicy, c.firebaseFlags, c.auth0Flags)
+	if c.Importer {
+		errs = append(errs, err)
 	}
-	icfg := buildIngest()
-	icfg.ShutdownTimeout = *com.drainPeriod
-	if err := icfg.Validate(); err != nil {
-		return usageError{err}
+	xcfg := c.exchangeFlags.config(c.passwordFlags, c.Tenant, c.UIDPolicy, c.Project, a0, c.ShutdownTimeout)
+	withExchange := c.Issuer != ""
+	if withExchange {
+		errs = append(errs, e.fields.explain(xcfg.Validate(), "exchange", "auth0"))
 	}
-	impCfg, err := buildImporter()
-	if err != nil && *withImporter {
-		return usageError{err}
-	}
-	// The session exchange runs in dev when an Auth0 issuer is configured.
-	xcfg := buildExchange()
-	if xcfg.Issuer != "" {
-		xcfg.Tenant, xcfg.UIDPolicy, xcfg.Management = icfg.Tenant, impCfg.cfg.UIDPolicy, impCfg.auth0
-		xcfg.ShutdownTimeout = *com.drainPeriod
-		if err := xcfg.Validate(); err != nil {
-			return usageError{err}
-		}
-	}
-	host, portStr, err := net.SplitHostPort(*natsAddr)
+	host, portStr, err := net.SplitHostPort(c.NATSAddr)
 	if err != nil {
-		return usageError{fmt.Errorf("--dev-nats-addr (SIGNUPSYNC_DEV_NATS_ADDR) %q: %w", *natsAddr, err)}
+		errs = append(errs, e.fields.explain(fmt.Errorf("dev: NATSAddr %q: %w", c.NATSAddr, err), "dev"))
 	}
 	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return usageError{fmt.Errorf("--dev-nats-addr (SIGNUPSYNC_DEV_NATS_ADDR) port %q: %w", portStr, err)}
+	if err != nil && portStr != "" {
+		errs = append(errs, e.fields.explain(fmt.Errorf("dev: NATSAddr port %q: %w", portStr, err), "dev"))
 	}
-	log, err := com.logger(e)
+	if err := errors.Join(errs...); err != nil {
+		return usageError{err}
+	}
+	topo, err := c.topology()
 	if err != nil {
 		return err
 	}
-	tracing, err := telemetry.SetupTracing(ctx, "dev", version, e.getenv)
+	log, err := c.logger(e)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 
-	ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: filepath.Join(*dataDir, "jetstream"), ServerName: "signupsync-dev"})
+	store := filepath.Join(c.DataDir, "jetstream")
+	ns, err := natsembed.Start(natsembed.Options{Host: host, Port: port, StoreDir: store, ServerName: "signupsync-dev"})
 	if err != nil {
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	url := ns.ClientURL()
-	log.Info("embedded nats listening", "url", url, "store", filepath.Join(*dataDir, "jetstream"))
+	log.Info("embedded nats listening", "url", ns.ClientURL(), "store", store)
 
-	nc, js, err := connectNATS(url, "", "signupsync-dev", log, nats.ReconnectBufSize(-1))
-	if err != nil {
-		return err
+	// Ingest (and the exchange) publish on a connection that fails at once
+	// while disconnected; the importer has its own.
+	conns := []rolerun.Connection{{Name: "signupsync-dev", Options: []nats.Option{nats.ReconnectBufSize(-1)}}}
+	if c.Importer {
+		conns = append(conns, rolerun.Connection{Name: "signupsync-dev-importer"})
 	}
-	topo := com.topology()
-	if err := ensureTopology(ctx, js, topo, log); err != nil {
-		nc.Close()
-		return err
+	r := rolerun.Role{
+		Name: "dev", Version: version, Logger: log, Getenv: e.getenv,
+		NATS:    rolerun.NATS{URLs: ns.ClientURL(), Connections: conns},
+		Prepare: rolerun.EnsureTopology(topo),
+		// The admin listener is the one `ingest --metrics-addr` has, and
+		// logged as such (deploy/auth0/testlib finds it by that line).
+		AdminAddr: c.MetricsAddr, AdminName: "ingest",
+		ShutdownTimeout: c.ShutdownTimeout,
 	}
-	reg, metricsH := registry()
-
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	start := func(name string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-				mu.Unlock()
-				cancel() // one role failing stops the others
-			}
-		}()
-	}
-	start("ingest", func(ctx context.Context) error {
-		return serveIngest(ctx, icfg, js, reg, metricsH, tracing, log)
-	})
-	if xcfg.Issuer != "" {
-		start("exchange", func(ctx context.Context) error {
-			fb, err := firebaseAuth(ctx, impCfg)
-			if err != nil {
-				return err
-			}
-			return serveExchange(ctx, xcfg, js, fb, reg, tracing, log)
-		})
-	}
-	if *withImporter {
-		impNC, impJS, err := connectNATS(url, "", "signupsync-dev-importer", log)
+	r.Start = func(ctx context.Context, env rolerun.Env) (rolerun.Running, error) {
+		var units []rolerun.Unit
+		u, err := ingestUnit(ctx, icfg, env.JS[0], env)
 		if err != nil {
-			cancel()
-			wg.Wait()
-			return err
+			return rolerun.Running{}, err
 		}
-		start("importer", func(ctx context.Context) error {
-			err := runImporterRole(ctx, impCfg, impJS, reg, tracing, log)
-			return errors.Join(err, drainNATS(impNC, *com.drainPeriod))
-		})
+		units = append(units, u)
+		if withExchange {
+			fb, err := c.firebaseFlags.client(ctx, e, log)
+			if err != nil {
+				return rolerun.Running{}, err
+			}
+			u, _, err := exchangeUnit(ctx, xcfg, env.JS[0], fb, env)
+			if err != nil {
+				return rolerun.Running{}, err
+			}
+			units = append(units, u)
+		}
+		if c.Importer {
+			u, err := importerUnit(ctx, e, imp, a0, c.firebaseFlags, env.JS[1], env)
+			if err != nil {
+				return rolerun.Running{}, err
+			}
+			units = append(units, u)
+		}
+		return rolerun.Running{Units: units}, nil
 	}
-	wg.Wait()
-	errs = append(errs, drainNATS(nc, *com.drainPeriod), tracing.Shutdown(context.WithoutCancel(ctx)))
-	return errors.Join(errs...)
+	return runRole(ctx, e, r, "ingest", "importer", "exchange", "auth0")
 }

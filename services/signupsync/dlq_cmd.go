@@ -5,133 +5,164 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/services/ingest"
 	"github.com/signupsync/signupsync/services/operator"
+	"github.com/signupsync/signupsync/services/reconciler"
 )
 
-const dlqUsage = `usage: signupsync dlq <list|show|replay|purge> [selection] [flags]
-
-selection (criteria of different kinds must all match):
-  --seq N[,N]        dead-letter stream sequences
-  --msg-id ID[,ID]   original Nats-Msg-Id (the event id, su_...)
-  --user ID[,ID]     Auth0 user ids
-  --reason R[,R]     dead-letter reasons (malformed_event, firebase_rejected, max_deliveries, ...)
-  --since T --until T  RFC 3339 times, or durations meaning "that long ago"
-  --all              every dead letter (not combinable with other criteria)
-list works without a selection (it lists everything); show, replay and purge
-refuse to. replay and purge are dry runs unless --yes.`
+// dlqCmd is `signupsync dlq <action>`. show, replay and purge refuse to
+// run without a selection; replay and purge are dry runs unless --yes.
+type dlqCmd struct {
+	List   dlqListCmd   `cmd:"" group:"subcommands" help:"List dead letters (every one without a selection)."`
+	Show   dlqShowCmd   `cmd:"" group:"subcommands" help:"Show the selected dead letters with their headers and data."`
+	Replay dlqReplayCmd `cmd:"" group:"subcommands" help:"Put the selected dead letters back into SIGNUPS (a dry run unless --yes)."`
+	Purge  dlqPurgeCmd  `cmd:"" group:"subcommands" help:"Delete the selected dead letters (a dry run unless --yes)."`
+}
 
 // replayFreshNote tells the operator that a replayed dead letter's data is
 // not what gets imported (the importer re-reads every signup carrying
 // Signupsync-Replayed-From).
 const replayFreshNote = "signups from this replay are re-read from Auth0 by the importer before import; users deleted since are skipped"
 
-// dlqActions are the words dlq takes before its flags.
-var dlqActions = []string{"list", "show", "replay", "purge"}
+// dlqFlags are the flags of every dlq action.
+type dlqFlags struct {
+	Seq           list   `name:"seq" group:"selection" cfg:"selection.Seqs" help:"Dead-letter stream sequence(s), comma-separated."`
+	MsgID         list   `name:"msg-id" group:"selection" cfg:"selection.MsgIDs" help:"Original Nats-Msg-Id(s) (the event id, su_...)."`
+	User          list   `name:"user" group:"selection" cfg:"selection.Users" help:"Auth0 user id(s)."`
+	Reason        list   `name:"reason" group:"selection" cfg:"selection.Reasons" help:"Dead-letter reason(s): malformed_event, firebase_rejected, max_deliveries, ..."`
+	Since         string `name:"since" group:"selection" cfg:"selection.Since" help:"Dead-lettered at or after: an RFC 3339 time, a date (2006-01-02) or a duration before now (2h)."`
+	Until         string `name:"until" group:"selection" cfg:"selection.Until" help:"Dead-lettered before: same forms as --since."`
+	All           bool   `name:"all" group:"selection" cfg:"selection.All" help:"Every dead letter (not combinable with other criteria)."`
+	outputFlags   `embed:""`
+	natsFlags     `embed:"" group:"nats"`
+	logFlags      `embed:"" group:"process"`
+	shutdownFlags `embed:"" group:"process"`
+}
 
-// runDLQ lists, shows, replays or purges dead letters.
-func runDLQ(ctx context.Context, args []string, e env) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(e.stderr, dlqUsage)
-		return usageError{errors.New("dlq needs an action: list, show, replay or purge")}
-	}
-	action := args[0]
-	if !slices.Contains(dlqActions, action) {
-		fmt.Fprintln(e.stderr, dlqUsage)
-		return usageError{fmt.Errorf("dlq: unknown action %q", action)}
-	}
-	f := newFlags("dlq "+action, e.getenv, e.stderr)
-	com := addCommon(f)
-	seqs := f.List("seq", "", "", "dead-letter stream sequence(s)")
-	msgIDs := f.List("msg-id", "", "", "original Nats-Msg-Id(s)")
-	users := f.List("user", "", "", "Auth0 user id(s)")
-	reasons := f.List("reason", "", "", "dead-letter reason(s)")
-	since := f.String("since", "", "", "dead-lettered at or after (RFC 3339, or a duration ago)")
-	until := f.String("until", "", "", "dead-lettered before (RFC 3339, or a duration ago)")
-	all := f.Bool("all", "", false, "select every dead letter")
-	yes := f.Bool("yes", "", false, "really replay or purge (default: dry run)")
-	rateFlag := f.Int("rate", "SIGNUPSYNC_DLQ_RATE", 50, "replays or purges per second")
-	asJSON := f.Bool("json", "", false, "print JSON")
-	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name for replayed Log Streams entries that do not carry it")
-	if err := f.parse(args[1:]); err != nil {
-		return usageError{err}
-	}
-	if f.fs.NArg() > 0 {
-		return usageError{fmt.Errorf("dlq %s: unexpected argument %q (selection is given with flags)", action, f.fs.Arg(0))}
-	}
-	now := time.Now()
-	sel := operator.Selection{MsgIDs: msgIDs.items, Users: users.items, Reasons: reasons.items, All: *all}
-	for _, s := range seqs.items {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return usageError{fmt.Errorf("--seq %q: not a sequence number", s)}
-		}
-		sel.Seqs = append(sel.Seqs, n)
-	}
-	var err error
-	if sel.Since, err = parseWhen(*since, now); err != nil {
-		return usageError{fmt.Errorf("--since: %w", err)}
-	}
-	if sel.Until, err = parseWhen(*until, now); err != nil {
-		return usageError{fmt.Errorf("--until: %w", err)}
-	}
-	if action == "list" && sel.Empty() {
-		sel.All = true
-	}
-	if err := sel.Validate(); err != nil {
-		return usageError{err}
-	}
-	if *yes && (action == "list" || action == "show") {
-		return usageError{fmt.Errorf("--yes means nothing to dlq %s", action)}
-	}
-	log, err := com.logger(e)
-	if err != nil {
-		return err
-	}
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-dlq", log)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = drainNATS(nc, *com.drainPeriod) }()
-	dls, err := operator.Select(ctx, js, sel)
-	if err != nil {
-		return err
-	}
-	switch action {
-	case "list":
-		return printDeadLetters(e, dls, *asJSON, false)
-	case "show":
-		return printDeadLetters(e, dls, *asJSON, true)
-	}
-	if action == "replay" {
-		// The note goes where it does not break --json's output.
+// dlqChangeFlags are the flags of the actions that change the stream.
+type dlqChangeFlags struct {
+	Yes  bool `name:"yes" help:"Really do it (default: a dry run)."`
+	Rate int  `name:"rate" envvar:"SIGNUPSYNC_DLQ_RATE" default:"50" help:"Dead letters replayed or purged per second, 0 = unlimited."`
+}
+
+type dlqListCmd struct{ dlqFlags }
+
+type dlqShowCmd struct{ dlqFlags }
+
+type dlqReplayCmd struct {
+	dlqFlags
+	dlqChangeFlags
+	tenantFlag `embed:""`
+}
+
+type dlqPurgeCmd struct {
+	dlqFlags
+	dlqChangeFlags
+}
+
+func (c *dlqListCmd) Run(ctx context.Context, e env) error {
+	return c.run(ctx, e, "list", func(_ context.Context, _ jetstream.JetStream, dls []operator.DeadLetter) error {
+		return printDeadLetters(e, dls, c.json(), false)
+	})
+}
+
+func (c *dlqShowCmd) Run(ctx context.Context, e env) error {
+	return c.run(ctx, e, "show", func(_ context.Context, _ jetstream.JetStream, dls []operator.DeadLetter) error {
+		return printDeadLetters(e, dls, c.json(), true)
+	})
+}
+
+func (c *dlqReplayCmd) Run(ctx context.Context, e env) error {
+	return c.run(ctx, e, "replay", func(ctx context.Context, js jetstream.JetStream, dls []operator.DeadLetter) error {
+		// The note goes where it does not break --format json.
 		note := e.stdout
-		if *asJSON {
+		if c.json() {
 			note = e.stderr
 		}
 		fmt.Fprintln(note, replayFreshNote)
-	}
-	if !*yes {
-		fmt.Fprintf(e.stdout, "dry run: would %s %d dead letter(s); add --yes to do it\n", action, len(dls))
-		return printDeadLetters(e, dls, *asJSON, false)
-	}
-	var res []operator.Result
-	if action == "replay" {
-		var entries *ingest.LogEntryDecoder
-		if entries, err = ingest.NewLogEntryDecoder(*tenant); err != nil {
-			return err
+		return c.change(e, "replay", dls, c.json(), func() ([]operator.Result, error) {
+			entries, err := ingest.NewLogEntryDecoder(c.Tenant)
+			if err != nil {
+				return nil, err
+			}
+			return operator.Replay(ctx, js, dls, float64(c.Rate), entries)
+		})
+	})
+}
+
+func (c *dlqPurgeCmd) Run(ctx context.Context, e env) error {
+	return c.run(ctx, e, "purge", func(ctx context.Context, js jetstream.JetStream, dls []operator.DeadLetter) error {
+		return c.change(e, "purge", dls, c.json(), func() ([]operator.Result, error) {
+			return operator.Purge(ctx, js, dls, float64(c.Rate))
+		})
+	})
+}
+
+// run selects the dead letters and hands them to act.
+func (c *dlqFlags) run(ctx context.Context, e env, action string, act func(context.Context, jetstream.JetStream, []operator.DeadLetter) error) (err error) {
+	now := time.Now()
+	sel := operator.Selection{MsgIDs: c.MsgID, Users: c.User, Reasons: c.Reason, All: c.All}
+	for _, s := range c.Seq {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return e.usage(fmt.Errorf("dlq: Seqs %q: not a sequence number", s), "selection")
 		}
-		res, err = operator.Replay(ctx, js, dls, float64(*rateFlag), entries)
-	} else {
-		res, err = operator.Purge(ctx, js, dls, float64(*rateFlag))
+		sel.Seqs = append(sel.Seqs, n)
 	}
+	var errs []error
+	when := func(field, s string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		t, err := reconciler.ParseTime(s, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dlq: %s: %w", field, err))
+		}
+		return t
+	}
+	sel.Since, sel.Until = when("Since", c.Since), when("Until", c.Until)
+	if action == "list" && sel.Empty() {
+		sel.All = true
+	}
+	if err := errors.Join(append(errs, sel.Validate())...); err != nil {
+		return e.usage(err, "selection")
+	}
+	log, err := c.logger(e)
+	if err != nil {
+		return err
+	}
+	conn, err := c.connect("signupsync-dlq", log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+		defer cancel()
+		err = errors.Join(err, conn.Drain(dctx))
+	}()
+	dls, err := operator.Select(ctx, conn.JS, sel)
+	if err != nil {
+		return err
+	}
+	return act(ctx, conn.JS, dls)
+}
+
+// change replays or purges dls with do, or says what it would do without
+// --yes, and reports what it did.
+func (c *dlqChangeFlags) change(e env, action string, dls []operator.DeadLetter, asJSON bool, do func() ([]operator.Result, error)) error {
+	if !c.Yes {
+		fmt.Fprintf(e.stdout, "dry run: would %s %d dead letter(s); add --yes to do it\n", action, len(dls))
+		return printDeadLetters(e, dls, asJSON, false)
+	}
+	res, err := do()
 	verb := map[string]string{"replay": "replayed", "purge": "purged"}[action]
 	for _, r := range res {
 		if r.MsgID != "" {
@@ -141,22 +172,7 @@ func runDLQ(ctx context.Context, args []string, e env) error {
 		}
 	}
 	fmt.Fprintf(e.stdout, "%s %d of %d selected dead letter(s)\n", verb, len(res), len(dls))
-	return err
-}
-
-// parseWhen reads an RFC 3339 time or a duration meaning "that long ago".
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
-	}
-	return now.Add(-d), nil
+	return e.fields.explain(err, "selection")
 }
 
 func printDeadLetters(e env, dls []operator.DeadLetter, asJSON, full bool) error {

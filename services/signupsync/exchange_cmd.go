@@ -4,228 +4,146 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"sync/atomic"
+	"strconv"
 	"time"
 
 	"firebase.google.com/go/v4/auth"
+	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
-	"github.com/signupsync/signupsync/internal/httpserve"
+	"github.com/signupsync/signupsync/internal/rolerun"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/services/exchange"
 )
 
-// exchangeFlags registers the settings of the session exchange itself and
-// returns a builder for its Config. It registers none of the flags the
-// importer also has (uid policy, tenant, Auth0 Management API), so dev can
-// use it next to importerFlags and ingestFlags; the caller fills
-// UIDPolicy, Tenant and Management and calls Validate.
-func exchangeFlags(f *flags) func() exchange.Config {
+// exchangeFlags are the session exchange's settings (exchange and dev).
+type exchangeFlags struct {
+	Addr                string        `name:"exchange-addr" envvar:"SIGNUPSYNC_EXCHANGE_ADDR" default:"${exchange_addr}" cfg:"exchange.Addr" help:"Listen address of the session exchange (POST ${path_exchange})."`
+	Issuer              string        `name:"auth0-issuer" envvar:"SIGNUPSYNC_AUTH0_ISSUER" cfg:"exchange.Issuer" help:"Auth0 token issuer exactly as in iss, e.g. https://tenant.auth0.com/ (its /.well-known/jwks.json has the keys). In dev, the exchange runs when it is set."`
+	Audience            string        `name:"auth0-audience" envvar:"SIGNUPSYNC_AUTH0_AUDIENCE" cfg:"exchange.Audience" help:"Audience the Auth0 tokens must carry (the API identifier)."`
+	MaxTokenAge         time.Duration `name:"max-token-age" envvar:"SIGNUPSYNC_MAX_TOKEN_AGE" default:"${max_token_age}" cfg:"exchange.MaxTokenAge" help:"Oldest accepted sign-in: now minus auth_time, or iat when absent."`
+	ClockSkew           time.Duration `name:"clock-skew" envvar:"SIGNUPSYNC_CLOCK_SKEW" default:"${clock_skew}" cfg:"exchange.ClockSkew" help:"Clock skew allowed on exp, nbf, iat and the token age."`
+	JWKSRefreshInterval time.Duration `name:"jwks-refresh-interval" envvar:"SIGNUPSYNC_JWKS_REFRESH_INTERVAL" default:"${jwks_refresh_interval}" cfg:"exchange.JWKSRefreshInterval" help:"Least time between JWKS fetches caused by an unknown kid."`
+	JWKSMaxAge          time.Duration `name:"jwks-max-age" envvar:"SIGNUPSYNC_JWKS_MAX_AGE" default:"${jwks_max_age}" cfg:"exchange.JWKSMaxAge" help:"How long fetched signing keys are used before they are fetched again."`
+	ImportWait          time.Duration `name:"exchange-import-wait" envvar:"SIGNUPSYNC_EXCHANGE_IMPORT_WAIT" default:"${exchange_import_wait}" cfg:"exchange.ImportWait" help:"How long an exchange waits for the importer to import a person on the spot before 503."`
+	SubjectRate         int           `name:"exchange-subject-rate" envvar:"SIGNUPSYNC_EXCHANGE_SUBJECT_RATE" default:"${exchange_subject_rate}" cfg:"exchange.SubjectRate" help:"Exchanges per minute per Auth0 user."`
+	SubjectBurst        int           `name:"exchange-subject-burst" envvar:"SIGNUPSYNC_EXCHANGE_SUBJECT_BURST" default:"${exchange_subject_burst}" cfg:"exchange.SubjectBurst" help:"Burst of exchanges per Auth0 user."`
+	IPRate              int           `name:"exchange-ip-rate" envvar:"SIGNUPSYNC_EXCHANGE_IP_RATE" default:"${exchange_ip_rate}" cfg:"exchange.IPRate" help:"Requests per minute per client address (IPv6: per /64)."`
+	IPBurst             int           `name:"exchange-ip-burst" envvar:"SIGNUPSYNC_EXCHANGE_IP_BURST" default:"${exchange_ip_burst}" cfg:"exchange.IPBurst" help:"Burst of requests per client address."`
+	ClientIPHeader      string        `name:"exchange-client-ip-header" envvar:"SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER" help:"Header a trusted proxy sets to the client address (e.g. X-Forwarded-For; last value used); empty: the connection's address."`
+	DeleteMerged        bool          `name:"delete-merged-anonymous" envvar:"SIGNUPSYNC_DELETE_MERGED_ANONYMOUS" cfg:"exchange.Merge.DeleteAnonymous" help:"Consume the app's merge acknowledgements (accounts.v1.merged.>) and delete each merged anonymous Firebase account that is still anonymous."`
+}
+
+// passwordFlags are the exchange's password fallback.
+type passwordFlags struct {
+	Enabled      bool   `name:"password-fallback" envvar:"SIGNUPSYNC_PASSWORD_FALLBACK" cfg:"exchange.Password.Enabled" help:"Serve POST ${path_password} (migration on next login: email and password checked with Auth0, Firebase account created with them); off answers 404."`
+	Connection   string `name:"password-connection" envvar:"SIGNUPSYNC_PASSWORD_CONNECTION" cfg:"exchange.Password.Connection" help:"Auth0 database connection (realm) the password fallback checks passwords against."`
+	ClientID     string `name:"password-client-id" envvar:"SIGNUPSYNC_PASSWORD_CLIENT_ID" cfg:"exchange.Password.ClientID" help:"Client id of the confidential Auth0 application with the Password grant and Trust Token Endpoint IP Header enabled."`
+	ClientSecret secret `name:"password-client-secret" envvar:"SIGNUPSYNC_PASSWORD_CLIENT_SECRET" cfg:"exchange.Password.ClientSecret" help:"Client secret of that application."`
+	EmailRate    int    `name:"password-email-rate" envvar:"SIGNUPSYNC_PASSWORD_EMAIL_RATE" default:"${password_email_rate}" cfg:"exchange.Password.EmailRate" help:"Password fallback attempts per minute per email."`
+	EmailBurst   int    `name:"password-email-burst" envvar:"SIGNUPSYNC_PASSWORD_EMAIL_BURST" default:"${password_email_burst}" cfg:"exchange.Password.EmailBurst" help:"Burst of password fallback attempts per email."`
+	IPRate       int    `name:"password-ip-rate" envvar:"SIGNUPSYNC_PASSWORD_IP_RATE" default:"${password_ip_rate}" cfg:"exchange.Password.IPRate" help:"Password fallback requests per minute per client address (IPv6: per /64)."`
+	IPBurst      int    `name:"password-ip-burst" envvar:"SIGNUPSYNC_PASSWORD_IP_BURST" default:"${password_ip_burst}" cfg:"exchange.Password.IPBurst" help:"Burst of password fallback requests per client address."`
+}
+
+func exchangeVars() kong.Vars {
 	d := exchange.DefaultConfig()
-	addr := f.String("exchange-addr", "SIGNUPSYNC_EXCHANGE_ADDR", d.Addr, "listen address of the session exchange (POST "+exchange.PathExchange+")")
-	issuer := f.String("auth0-issuer", "SIGNUPSYNC_AUTH0_ISSUER", "", "Auth0 token issuer exactly as in iss, e.g. https://tenant.auth0.com/ (its /.well-known/jwks.json has the keys)")
-	audience := f.String("auth0-audience", "SIGNUPSYNC_AUTH0_AUDIENCE", "", "audience the Auth0 tokens must carry (the API identifier)")
-	maxAge := f.Duration("max-token-age", "SIGNUPSYNC_MAX_TOKEN_AGE", d.MaxTokenAge, "oldest accepted sign-in: now minus auth_time, or iat when absent")
-	skew := f.Duration("clock-skew", "SIGNUPSYNC_CLOCK_SKEW", d.ClockSkew, "clock skew allowed on exp, nbf, iat and the token age")
-	refresh := f.Duration("jwks-refresh-interval", "SIGNUPSYNC_JWKS_REFRESH_INTERVAL", d.JWKSRefreshInterval, "least time between JWKS fetches caused by an unknown kid")
-	jwksAge := f.Duration("jwks-max-age", "SIGNUPSYNC_JWKS_MAX_AGE", d.JWKSMaxAge, "how long fetched signing keys are used before they are fetched again")
-	wait := f.Duration("exchange-import-wait", "SIGNUPSYNC_EXCHANGE_IMPORT_WAIT", d.ImportWait, "how long an exchange waits for the importer to import a person on the spot before 503")
-	subRate := f.Int("exchange-subject-rate", "SIGNUPSYNC_EXCHANGE_SUBJECT_RATE", int(d.SubjectRate), "exchanges per minute per Auth0 user")
-	subBurst := f.Int("exchange-subject-burst", "SIGNUPSYNC_EXCHANGE_SUBJECT_BURST", d.SubjectBurst, "burst of exchanges per Auth0 user")
-	ipRate := f.Int("exchange-ip-rate", "SIGNUPSYNC_EXCHANGE_IP_RATE", int(d.IPRate), "requests per minute per client address (IPv6: per /64)")
-	ipBurst := f.Int("exchange-ip-burst", "SIGNUPSYNC_EXCHANGE_IP_BURST", d.IPBurst, "burst of requests per client address")
-	ipHeader := f.String("exchange-client-ip-header", "SIGNUPSYNC_EXCHANGE_CLIENT_IP_HEADER", "", "header a trusted proxy sets to the client address (e.g. X-Forwarded-For; last value used); empty: the connection's address")
-	deleteMerged := f.Bool("delete-merged-anonymous", "SIGNUPSYNC_DELETE_MERGED_ANONYMOUS", false, "consume the app's merge acknowledgements (accounts.v1.merged.>) and delete each merged anonymous Firebase account that is still anonymous")
-	p := d.Password
-	pwOn := f.Bool("password-fallback", "SIGNUPSYNC_PASSWORD_FALLBACK", false, "serve POST "+exchange.PathPassword+" (migration on next login: email and password checked with Auth0, Firebase account created with them); off answers 404")
-	pwConn := f.String("password-connection", "SIGNUPSYNC_PASSWORD_CONNECTION", "", "Auth0 database connection (realm) the password fallback checks passwords against")
-	pwClientID := f.String("password-client-id", "SIGNUPSYNC_PASSWORD_CLIENT_ID", "", "client id of the confidential Auth0 application with the Password grant and Trust Token Endpoint IP Header enabled")
-	pwClientSecret := f.Secret("password-client-secret", "SIGNUPSYNC_PASSWORD_CLIENT_SECRET", "client secret of that application")
-	pwEmailRate := f.Int("password-email-rate", "SIGNUPSYNC_PASSWORD_EMAIL_RATE", int(p.EmailRate), "password fallback attempts per minute per email")
-	pwEmailBurst := f.Int("password-email-burst", "SIGNUPSYNC_PASSWORD_EMAIL_BURST", p.EmailBurst, "burst of password fallback attempts per email")
-	pwIPRate := f.Int("password-ip-rate", "SIGNUPSYNC_PASSWORD_IP_RATE", int(p.IPRate), "password fallback requests per minute per client address (IPv6: per /64)")
-	pwIPBurst := f.Int("password-ip-burst", "SIGNUPSYNC_PASSWORD_IP_BURST", p.IPBurst, "burst of password fallback requests per client address")
-	return func() exchange.Config {
-		c := d
-		c.Addr, c.Issuer, c.Audience = *addr, *issuer, *audience
-		c.MaxTokenAge, c.ClockSkew, c.JWKSRefreshInterval, c.JWKSMaxAge, c.ImportWait = *maxAge, *skew, *refresh, *jwksAge, *wait
-		c.SubjectRate, c.SubjectBurst, c.IPRate, c.IPBurst = float64(*subRate), *subBurst, float64(*ipRate), *ipBurst
-		c.ClientIPHeader = *ipHeader
-		c.Merge.DeleteAnonymous = *deleteMerged
-		c.Password.Enabled, c.Password.Connection, c.Password.ClientID, c.Password.ClientSecret = *pwOn, *pwConn, *pwClientID, *pwClientSecret
-		c.Password.EmailRate, c.Password.EmailBurst = float64(*pwEmailRate), *pwEmailBurst
-		c.Password.IPRate, c.Password.IPBurst = float64(*pwIPRate), *pwIPBurst
-		return c
+	n := func(f float64) string { return strconv.Itoa(int(f)) }
+	return kong.Vars{
+		"exchange_addr": d.Addr, "path_exchange": exchange.PathExchange, "path_password": exchange.PathPassword, "max_token_age": d.MaxTokenAge.String(), "clock_skew": d.ClockSkew.String(),
+		"jwks_refresh_interval": d.JWKSRefreshInterval.String(), "jwks_max_age": d.JWKSMaxAge.String(), "exchange_import_wait": d.ImportWait.String(),
+		"exchange_subject_rate": n(d.SubjectRate), "exchange_subject_burst": strconv.Itoa(d.SubjectBurst),
+		"exchange_ip_rate": n(d.IPRate), "exchange_ip_burst": strconv.Itoa(d.IPBurst),
+		"password_email_rate": n(d.Password.EmailRate), "password_email_burst": strconv.Itoa(d.Password.EmailBurst),
+		"password_ip_rate": n(d.Password.IPRate), "password_ip_burst": strconv.Itoa(d.Password.IPBurst),
 	}
 }
 
-// runExchange runs the session exchange role: `signupsync exchange`.
-func runExchange(ctx context.Context, args []string, e env) error {
-	f := newFlags("exchange", e.getenv, e.stderr)
-	com := addCommon(f)
-	build := exchangeFlags(f)
-	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name recorded in the signups the exchange publishes")
-	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(events.UIDAuth0ID), "Firebase uid policy, as the importer's: auth0_id or hash")
-	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", e.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id (falls back to GOOGLE_CLOUD_PROJECT)")
-	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file, which signs the custom tokens (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
-	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (required)")
-	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials)")
-	clientSecret := f.Secret("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "Management API client secret")
-	token := f.Secret("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "static Management API token (instead of client credentials)")
-	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9465", "listen address of /metrics, /healthz and /readyz")
-	if err := f.parse(args); err != nil {
+// config is the exchange Config of these flags; the caller checks it.
+func (f exchangeFlags) config(p passwordFlags, tenant, uid, project string, a0 auth0api.Config, shutdown time.Duration) exchange.Config {
+	c := exchange.DefaultConfig()
+	c.Addr, c.Issuer, c.Audience = f.Addr, f.Issuer, f.Audience
+	c.MaxTokenAge, c.ClockSkew, c.JWKSRefreshInterval, c.JWKSMaxAge, c.ImportWait = f.MaxTokenAge, f.ClockSkew, f.JWKSRefreshInterval, f.JWKSMaxAge, f.ImportWait
+	c.SubjectRate, c.SubjectBurst, c.IPRate, c.IPBurst = float64(f.SubjectRate), f.SubjectBurst, float64(f.IPRate), f.IPBurst
+	c.ClientIPHeader, c.Merge.DeleteAnonymous, c.Merge.Project = f.ClientIPHeader, f.DeleteMerged, project
+	c.Password.Enabled, c.Password.Connection, c.Password.ClientID, c.Password.ClientSecret = p.Enabled, p.Connection, p.ClientID, string(p.ClientSecret)
+	c.Password.EmailRate, c.Password.EmailBurst, c.Password.IPRate, c.Password.IPBurst = float64(p.EmailRate), p.EmailBurst, float64(p.IPRate), p.IPBurst
+	c.Tenant, c.UIDPolicy, c.Management, c.ShutdownTimeout = tenant, events.UIDPolicy(uid), a0, shutdown
+	return c
+}
+
+// exchangeCmd is `signupsync exchange`. It faces the internet, so its NATS
+// user may not create streams: it waits for the ledger bucket the importer
+// creates, then listens.
+type exchangeCmd struct {
+	exchangeFlags `embed:"" group:"exchange"`
+	tenantFlag    `embed:"" group:"exchange"`
+	uidPolicyFlag `embed:"" group:"exchange"`
+	passwordFlags `embed:"" group:"password"`
+	firebaseFlags `embed:"" group:"firebase"`
+	auth0Flags    `embed:"" group:"auth0"`
+	roleFlags     `embed:"" set:"metrics_addr=127.0.0.1:9465"`
+}
+
+func (c *exchangeCmd) Run(ctx context.Context, e env) error {
+	cfg := c.exchangeFlags.config(c.passwordFlags, c.Tenant, c.UIDPolicy, c.Project, c.auth0Flags.config(), c.ShutdownTimeout)
+	if err := errors.Join(e.fields.explain(cfg.Validate(), "exchange", "auth0"), c.firebaseFlags.check(e)); err != nil {
 		return usageError{err}
 	}
-	cfg := build()
-	cfg.Tenant, cfg.UIDPolicy = *tenant, events.UIDPolicy(*uidPolicy)
-	cfg.Merge.Project = *project
-	cfg.Management = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
-	cfg.ShutdownTimeout = *com.drainPeriod
-	err := cfg.Validate()
-	if *project == "" {
-		err = errors.Join(err, errors.New("--firebase-project (SIGNUPSYNC_FIREBASE_PROJECT or GOOGLE_CLOUD_PROJECT) is required"))
-	}
-	if err != nil {
-		return usageError{err}
-	}
-	log, err := com.logger(e)
+	log, err := c.logger(e)
 	if err != nil {
 		return err
-	}
-	tracing, err := telemetry.SetupTracing(ctx, "exchange", version, e.getenv)
-	if err != nil {
-		return usageError{err}
 	}
 	// Publishing while disconnected must fail at once (503), not sit in the
 	// reconnect buffer.
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-exchange", log, nats.ReconnectBufSize(-1), nats.CustomInboxPrefix(exchangeInboxPrefix))
-	if err != nil {
-		return err
-	}
-	emulatorHost := e.getenv("FIREBASE_AUTH_EMULATOR_HOST")
-	fb, err := firebaseClient(ctx, *project, *creds, emulatorHost)
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	if emulatorHost != "" {
-		log.Info("using the Firebase Auth emulator", "host", emulatorHost, "project", *project)
-	}
-	// The admin listener serves /healthz at once and /readyz 503 until the
-	// exchange runs. The exchange faces the internet, so its NATS user may
-	// not create streams: it waits for the ledger bucket the importer
-	// creates, then listens.
-	reg, metricsH := registry()
-	var running atomic.Pointer[exchange.Service]
-	ready := func(ctx context.Context) error {
-		if svc := running.Load(); svc != nil {
-			return svc.Ready(ctx)
+	r := c.role(e, "exchange", log, rolerun.Connection{Name: "signupsync-exchange",
+		Options: []nats.Option{nats.ReconnectBufSize(-1), nats.CustomInboxPrefix(exchangeInboxPrefix)}})
+	r.Prepare = rolerun.AwaitBucket(events.BucketLedger)
+	r.Start = func(ctx context.Context, env rolerun.Env) (rolerun.Running, error) {
+		fb, err := c.firebaseFlags.client(ctx, e, log)
+		if err != nil {
+			return rolerun.Running{}, err
 		}
-		return errors.New("waiting for the ledger bucket")
-	}
-	stopAdmin, err := startAdmin(ctx, *metricsAddr, exchange.AdminHandler(metricsH, ready, log), log)
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	serveErr := awaitLedger(ctx, js, log)
-	if serveErr == nil {
-		var svc *exchange.Service
-		if svc, serveErr = newExchange(ctx, cfg, js, fb, reg, tracing, log); serveErr == nil {
-			running.Store(svc)
-			serveErr = listenExchange(ctx, cfg, svc)
+		u, svc, err := exchangeUnit(ctx, cfg, env.JS[0], fb, env)
+		if err != nil {
+			return rolerun.Running{}, err
 		}
+		return rolerun.Running{Units: []rolerun.Unit{u}, Ready: svc.Ready}, nil
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
-	defer cancel()
-	return errors.Join(serveErr, stopAdmin(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+	return runRole(ctx, e, r, "exchange", "auth0")
 }
 
-// awaitLedger waits, retrying with backoff, until the ledger bucket exists
-// or ctx ends.
-func awaitLedger(ctx context.Context, js jetstream.JetStream, log *slog.Logger) error {
-	delay := 250 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := js.KeyValue(actx, events.BucketLedger)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		log.Warn("waiting for the ledger bucket (the importer creates it)", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ledger bucket %s: %w", events.BucketLedger, errors.Join(err, ctx.Err()))
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 5*time.Second)
-	}
-}
-
-// startAdmin serves h, the admin endpoints, on addr until stop is called.
-func startAdmin(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (stop func(context.Context) error, err error) {
-	ln, err := httpserve.Listen(ctx, addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	log.Info("admin listening", "addr", ln.Addr().String())
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin server", "err", err)
-		}
-	}()
-	return srv.Shutdown, nil
-}
-
-// serveExchange runs the session exchange HTTP server on cfg.Addr until ctx
-// ends. cfg must be complete (Validate passes): the Auth0 Management API
-// client is built from cfg.Management, and fb signs the custom tokens. The
-// topology must exist (ensureTopology). `dev` calls it.
-func serveExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) error {
-	svc, err := newExchange(ctx, cfg, js, fb, reg, tracing, log)
-	if err != nil {
-		return err
-	}
-	return listenExchange(ctx, cfg, svc)
-}
-
-// newExchange builds the exchange service; the ledger bucket must exist.
-func newExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) (*exchange.Service, error) {
-	if fb == nil {
-		return nil, errors.New("exchange: no Firebase client")
-	}
+// exchangeUnit builds the session exchange on js, which must hold the
+// ledger bucket, and opens its listener. cfg must be valid; fb signs the
+// custom tokens.
+func exchangeUnit(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, env rolerun.Env) (rolerun.Unit, *exchange.Service, error) {
 	users, err := auth0api.New(ctx, cfg.Management)
 	if err != nil {
-		return nil, err
+		return rolerun.Unit{}, nil, err
 	}
-	metrics, err := exchange.NewMetrics(reg)
+	metrics, err := exchange.NewMetrics(env.Registry)
 	if err != nil {
-		return nil, err
+		return rolerun.Unit{}, nil, err
 	}
-	return exchange.New(ctx, cfg, exchange.Deps{
+	svc, err := exchange.New(ctx, cfg, exchange.Deps{
 		JetStream:  js,
 		Firebase:   fb,
 		Users:      users,
-		Logger:     log.With("role", "exchange"),
+		Logger:     env.Logger.With("role", "exchange"),
 		Metrics:    metrics,
-		Ready:      streamReady(js),
-		Tracer:     tracing.Provider,
+		Ready:      rolerun.StreamReady(js),
+		Tracer:     env.Tracer,
 		Propagator: telemetry.Propagator(),
 	})
-}
-
-// listenExchange serves svc on cfg.Addr until ctx ends.
-func listenExchange(ctx context.Context, cfg exchange.Config, svc *exchange.Service) error {
+	if err != nil {
+		return rolerun.Unit{}, nil, err
+	}
 	ln, err := exchange.Listen(ctx, cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("exchange: %w", err)
+		return rolerun.Unit{}, nil, fmt.Errorf("exchange: %w", err)
 	}
-	return svc.Serve(ctx, ln)
+	return rolerun.Unit{Name: "exchange", Run: func(ctx context.Context) error { return svc.Serve(ctx, ln) }}, svc, nil
 }

@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"firebase.google.com/go/v4/auth"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/iterator"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/rolerun"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
@@ -58,6 +60,16 @@ func waitHealthy(t *testing.T, addr string) {
 		res.Body.Close()
 		return res.StatusCode == http.StatusOK
 	})
+}
+
+// serveExchange runs the session exchange as the exchange command and dev
+// do (exchangeUnit) until ctx ends.
+func serveExchange(ctx context.Context, cfg exchange.Config, js jetstream.JetStream, fb *auth.Client, log *slog.Logger) error {
+	u, _, err := exchangeUnit(ctx, cfg, js, fb, rolerun.Env{Registry: prometheus.NewRegistry(), Logger: log})
+	if err != nil {
+		return err
+	}
+	return u.Run(ctx)
 }
 
 // TestExchangeImportsOnTheSpotConcurrently: an eligible Auth0 user whom no
@@ -109,7 +121,7 @@ func TestExchangeImportsOnTheSpotConcurrently(t *testing.T) {
 		srvCtx, stopSrv := context.WithCancel(ctx)
 		srvDone := make(chan error, 1)
 		go func() {
-			srvDone <- serveExchange(srvCtx, cfg, js, fb, prometheus.NewRegistry(), telemetry.Tracing{}, telemetry.NewLogger(logs, slog.LevelInfo))
+			srvDone <- serveExchange(srvCtx, cfg, js, fb, telemetry.NewLogger(logs, slog.LevelInfo))
 		}()
 		t.Cleanup(func() { stopSrv(); <-srvDone })
 		waitHealthy(t, cfg.Addr)

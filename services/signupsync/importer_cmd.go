@@ -3,169 +3,144 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
+	"strconv"
 	"time"
 
-	"firebase.google.com/go/v4/auth"
+	"github.com/alecthomas/kong"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/internal/rolerun"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/services/importer"
 )
 
-// importerSettings is everything the importer role needs besides NATS.
-type importerSettings struct {
-	cfg          importer.Config
-	project      string
-	credentials  string
-	emulatorHost string
-	auth0        auth0api.Config
-	metricsAddr  string
+// importerFlags are the importer's settings (importer and dev).
+type importerFlags struct {
+	BatchSize       int           `name:"batch-size" envvar:"SIGNUPSYNC_BATCH_SIZE" default:"${batch_size}" cfg:"importer.BatchSize" help:"Most users per ImportUsers call (1 to 1000)."`
+	BatchWindow     time.Duration `name:"batch-window" envvar:"SIGNUPSYNC_BATCH_WINDOW" default:"${batch_window}" cfg:"importer.BatchWindow" help:"How long a fetch waits to fill a batch."`
+	Workers         int           `name:"importer-workers" envvar:"SIGNUPSYNC_IMPORTER_WORKERS" default:"${importer_workers}" cfg:"importer.Workers" help:"Concurrent fetch-and-import loops per process."`
+	EmailPolicy     string        `name:"email-policy" envvar:"SIGNUPSYNC_EMAIL_POLICY" default:"${email_policy}" cfg:"importer.EmailPolicy" help:"When the email belongs to another Firebase account: conflict, link (only when Auth0 proves the email; needs the Management API) or skip."`
+	FirebaseRate    int           `name:"firebase-rate" aliases:"firebase-rps" envvar:"SIGNUPSYNC_FIREBASE_RPS" default:"-1" cfg:"importer.FirebaseRPS" help:"Firebase calls per second, 0 = unlimited; -1: 10, or unlimited against the emulator."`
+	BreakerFailures int           `name:"breaker-failures" envvar:"SIGNUPSYNC_BREAKER_FAILURES" default:"${breaker_failures}" cfg:"importer.BreakerFailures" help:"Consecutive transient Firebase failures that open the breaker."`
+	BreakerOpenFor  time.Duration `name:"breaker-open-for" envvar:"SIGNUPSYNC_BREAKER_OPEN_FOR" default:"${breaker_open_for}" cfg:"importer.BreakerOpenFor" help:"How long the breaker stays open before a probe."`
+	FirebaseTimeout time.Duration `name:"firebase-timeout" envvar:"SIGNUPSYNC_FIREBASE_TIMEOUT" default:"${firebase_timeout}" cfg:"importer.FirebaseTimeout" help:"Deadline of one Firebase call."`
+	AckWait         time.Duration `name:"ack-wait" envvar:"SIGNUPSYNC_ACK_WAIT" default:"${ack_wait}" cfg:"importer.Delivery.AckWait" help:"Consumer AckWait."`
+	MaxDeliver      int           `name:"max-deliver" envvar:"SIGNUPSYNC_MAX_DELIVER" default:"${max_deliver}" cfg:"importer.Delivery.MaxDeliver" help:"Deliveries before a failing signup is dead-lettered."`
+	AmbiguousWait   time.Duration `name:"ambiguous-import-wait" envvar:"SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT" default:"${ambiguous_import_wait}" cfg:"importer.AmbiguousWait" help:"How long an import that got no answer may still be applied by Firebase; the user is not imported again before."`
+	FreshAfter      time.Duration `name:"fresh-after" envvar:"SIGNUPSYNC_FRESH_AFTER" default:"${fresh_after}" cfg:"importer.FreshAfter" help:"Re-read from the Management API a signup older than this (and every backfill or replayed signup) before import, so a user deleted or changed since is not imported from old data; 0 = only backfill and replay."`
+	EnrichAll       bool          `name:"enrich-all" envvar:"SIGNUPSYNC_ENRICH_ALL" cfg:"importer.EnrichAll" help:"Read every signup from the Management API, not only partial ones."`
 }
 
-// importerFlags registers the importer settings; the returned builder
-// validates them once the flags are parsed.
-func importerFlags(f *flags) func() (importerSettings, error) {
+func importerVars() kong.Vars {
 	d := importer.DefaultConfig()
-	batch := f.Int("batch-size", "SIGNUPSYNC_BATCH_SIZE", d.BatchSize, "most users per ImportUsers call (1-1000)")
-	window := f.Duration("batch-window", "SIGNUPSYNC_BATCH_WINDOW", d.BatchWindow, "how long a fetch waits to fill a batch")
-	workers := f.Int("importer-workers", "SIGNUPSYNC_IMPORTER_WORKERS", d.Workers, "concurrent fetch-and-import loops per process")
-	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(d.UIDPolicy), "Firebase uid of an imported user: auth0_id or hash")
-	emailPolicy := f.String("email-policy", "SIGNUPSYNC_EMAIL_POLICY", string(d.EmailPolicy), "when the email belongs to another Firebase account: conflict, link (only when Auth0 proves the email; needs --auth0-domain) or skip")
-	rps := f.Int("firebase-rps", "SIGNUPSYNC_FIREBASE_RPS", -1, "Firebase calls per second, 0 = unlimited (default 10, or unlimited against the emulator)")
-	brFail := f.Int("breaker-failures", "SIGNUPSYNC_BREAKER_FAILURES", int(d.BreakerFailures), "consecutive transient Firebase failures that open the breaker")
-	brOpen := f.Duration("breaker-open-for", "SIGNUPSYNC_BREAKER_OPEN_FOR", d.BreakerOpenFor, "how long the breaker stays open before a probe")
-	fbTimeout := f.Duration("firebase-timeout", "SIGNUPSYNC_FIREBASE_TIMEOUT", d.FirebaseTimeout, "deadline of one Firebase call")
-	ackWait := f.Duration("ack-wait", "SIGNUPSYNC_ACK_WAIT", d.Delivery.AckWait, "consumer AckWait")
-	maxDeliver := f.Int("max-deliver", "SIGNUPSYNC_MAX_DELIVER", d.Delivery.MaxDeliver, "deliveries before a failing signup is dead-lettered")
-	ambWait := f.Duration("ambiguous-import-wait", "SIGNUPSYNC_AMBIGUOUS_IMPORT_WAIT", d.AmbiguousWait, "how long an import that got no answer may still be applied by Firebase; the user is not imported again before")
-	freshAfter := f.Duration("fresh-after", "SIGNUPSYNC_FRESH_AFTER", d.FreshAfter, "re-read from the Auth0 Management API a signup older than this (and every backfill or replayed signup) before import, so a user deleted or changed since is not imported from old data; 0 = only backfill and replay (needs --auth0-domain)")
-	enrichAll := f.Bool("enrich-all", "SIGNUPSYNC_ENRICH_ALL", false, "read every signup from the Auth0 Management API, not only partial ones")
-	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", f.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id (falls back to GOOGLE_CLOUD_PROJECT)")
-	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file (not needed with FIREBASE_AUTH_EMULATOR_HOST)")
-	domain := f.String("auth0-domain", "SIGNUPSYNC_AUTH0_DOMAIN", "", "Auth0 tenant domain for the Management API (enrichment off when empty)")
-	clientID := f.String("auth0-client-id", "SIGNUPSYNC_AUTH0_CLIENT_ID", "", "Management API client id (client credentials)")
-	clientSecret := f.Secret("auth0-client-secret", "SIGNUPSYNC_AUTH0_CLIENT_SECRET", "Management API client secret")
-	token := f.Secret("auth0-token", "SIGNUPSYNC_AUTH0_TOKEN", "static Management API token (instead of client credentials)")
-	metricsAddr := f.String("metrics-addr", "SIGNUPSYNC_METRICS_ADDR", "127.0.0.1:9464", "listen address of /metrics, /healthz and /readyz")
-	return func() (importerSettings, error) {
-		s := importerSettings{cfg: d, project: *project, credentials: *creds, emulatorHost: f.getenv("FIREBASE_AUTH_EMULATOR_HOST"), metricsAddr: *metricsAddr}
-		c := &s.cfg
-		c.BatchSize, c.BatchWindow, c.Workers = *batch, *window, *workers
-		c.UIDPolicy, c.EmailPolicy = events.UIDPolicy(*uidPolicy), importer.EmailPolicy(*emailPolicy)
-		switch {
-		case *rps >= 0:
-			c.FirebaseRPS = float64(*rps)
-		case s.emulatorHost != "":
-			c.FirebaseRPS = 0
-		}
-		c.BreakerFailures, c.BreakerOpenFor, c.FirebaseTimeout = uint32(max(*brFail, 0)), *brOpen, *fbTimeout
-		c.Delivery.AckWait, c.Delivery.MaxDeliver, c.AmbiguousWait = *ackWait, *maxDeliver, *ambWait
-		c.EnrichAll, c.FreshAfter = *enrichAll, *freshAfter
-		s.auth0 = auth0api.Config{Domain: *domain, ClientID: *clientID, ClientSecret: *clientSecret, Token: *token, Timeout: 10 * time.Second}
-		var errs []error
-		if err := c.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-		if s.project == "" {
-			errs = append(errs, errors.New("--firebase-project (SIGNUPSYNC_FIREBASE_PROJECT or GOOGLE_CLOUD_PROJECT) is required"))
-		}
-		if s.auth0.Domain != "" {
-			if err := s.auth0.Validate(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if c.EnrichAll && !s.auth0.Enabled() {
-			errs = append(errs, errors.New("--enrich-all (SIGNUPSYNC_ENRICH_ALL) needs --auth0-domain and credentials"))
-		}
-		if c.EmailPolicy == importer.EmailLink && !s.auth0.Enabled() {
-			errs = append(errs, errors.New("--email-policy link (SIGNUPSYNC_EMAIL_POLICY) needs --auth0-domain and credentials: a link is decided on the profile read from the Management API, never on the webhook body"))
-		}
-		return s, errors.Join(errs...)
+	return kong.Vars{
+		"batch_size": strconv.Itoa(d.BatchSize), "batch_window": d.BatchWindow.String(), "importer_workers": strconv.Itoa(d.Workers),
+		"email_policy": string(d.EmailPolicy), "breaker_failures": strconv.Itoa(int(d.BreakerFailures)),
+		"breaker_open_for": d.BreakerOpenFor.String(), "firebase_timeout": d.FirebaseTimeout.String(),
+		"ack_wait": d.Delivery.AckWait.String(), "max_deliver": strconv.Itoa(d.Delivery.MaxDeliver),
+		"ambiguous_import_wait": d.AmbiguousWait.String(), "fresh_after": d.FreshAfter.String(),
 	}
 }
 
-func runImporter(ctx context.Context, args []string, e env) error {
-	f := newFlags("importer", e.getenv, e.stderr)
-	com := addCommon(f)
-	build := importerFlags(f)
-	if err := f.parse(args); err != nil {
-		return usageError{err}
+// importerSettings are the importer's Config and Management API, checked;
+// the errors name flags.
+func importerSettings(e env, f importerFlags, uid string, fb firebaseFlags, a0 auth0Flags) (importer.Config, auth0api.Config, error) {
+	c := importer.DefaultConfig()
+	c.BatchSize, c.BatchWindow, c.Workers = f.BatchSize, f.BatchWindow, f.Workers
+	c.UIDPolicy, c.EmailPolicy = events.UIDPolicy(uid), importer.EmailPolicy(f.EmailPolicy)
+	switch {
+	case f.FirebaseRate >= 0:
+		c.FirebaseRPS = float64(f.FirebaseRate)
+	case e.getenv("FIREBASE_AUTH_EMULATOR_HOST") != "":
+		c.FirebaseRPS = 0
 	}
-	s, err := build()
-	if err != nil {
-		return usageError{err}
+	c.BreakerFailures, c.BreakerOpenFor, c.FirebaseTimeout = uint32(max(f.BreakerFailures, 0)), f.BreakerOpenFor, f.FirebaseTimeout
+	c.Delivery.AckWait, c.Delivery.MaxDeliver, c.AmbiguousWait = f.AckWait, f.MaxDeliver, f.AmbiguousWait
+	c.EnrichAll, c.FreshAfter = f.EnrichAll, f.FreshAfter
+	a := a0.config()
+	errs := []error{e.fields.explain(c.Validate(), "importer"), fb.check(e)}
+	if a.Domain != "" {
+		errs = append(errs, e.fields.explain(a.Validate(), "auth0"))
 	}
-	log, err := com.logger(e)
-	if err != nil {
-		return err
+	if c.EnrichAll && !a.Enabled() {
+		errs = append(errs, e.fields.explain(errors.New("importer: EnrichAll needs Domain and credentials"), "importer", "auth0"))
 	}
-	tracing, err := telemetry.SetupTracing(ctx, "importer", version, e.getenv)
-	if err != nil {
-		return usageError{err}
+	if c.EmailPolicy == importer.EmailLink && !a.Enabled() {
+		errs = append(errs, e.fields.explain(errors.New("importer: EmailPolicy link needs Domain and credentials: a link is decided on the profile read from the Management API, never on the webhook body"), "importer", "auth0"))
 	}
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-importer", log)
-	if err != nil {
-		return err
-	}
-	// Serve /healthz at once; /readyz says 503 until the stream exists.
-	reg, metricsH := registry()
-	stopMetrics, err := metricsServer(ctx, s.metricsAddr, metricsH, streamReady(js), log)
-	if err != nil {
-		nc.Close()
-		return err
-	}
-	runErr := ensureTopology(ctx, js, com.topology(), log)
-	if runErr == nil {
-		runErr = runImporterRole(ctx, s, js, reg, tracing, log)
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *com.drainPeriod)
-	defer cancel()
-	return errors.Join(runErr, stopMetrics(sctx), drainNATS(nc, *com.drainPeriod), tracing.Shutdown(sctx))
+	return c, a, errors.Join(errs...)
 }
 
-// runImporterRole wires Firebase, the optional Auth0 enricher and the
-// importer, and runs it until ctx ends.
-func runImporterRole(ctx context.Context, s importerSettings, js jetstream.JetStream, reg prometheus.Registerer, tracing telemetry.Tracing, log *slog.Logger) error {
-	log = log.With("role", "importer")
-	fb, err := firebaseAuth(ctx, s)
+// importerCmd is `signupsync importer`. It creates the topology.
+type importerCmd struct {
+	importerFlags `embed:"" group:"importer"`
+	uidPolicyFlag `embed:"" group:"importer"`
+	firebaseFlags `embed:"" group:"firebase"`
+	auth0Flags    `embed:"" group:"auth0"`
+	topologyFlags `embed:"" group:"topology"`
+	roleFlags     `embed:"" set:"metrics_addr=127.0.0.1:9464"`
+}
+
+// Help is the detail of `importer --help`.
+func (importerCmd) Help() string {
+	return "Without the Management API (--auth0-domain) enrichment is off: partial signups (Log Streams) are mapped from what they carry, and backfill, replayed and old signups are imported without re-reading Auth0."
+}
+
+func (c *importerCmd) Run(ctx context.Context, e env) error {
+	cfg, a0, err := importerSettings(e, c.importerFlags, c.UIDPolicy, c.firebaseFlags, c.auth0Flags)
+	if err != nil {
+		return usageError{err}
+	}
+	topo, err := c.topology()
 	if err != nil {
 		return err
+	}
+	log, err := c.logger(e)
+	if err != nil {
+		return err
+	}
+	r := c.role(e, "importer", log, rolerun.Connection{Name: "signupsync-importer"})
+	r.Prepare = rolerun.EnsureTopology(topo)
+	r.Start = func(ctx context.Context, env rolerun.Env) (rolerun.Running, error) {
+		u, err := importerUnit(ctx, e, cfg, a0, c.firebaseFlags, env.JS[0], env)
+		return rolerun.Running{Units: []rolerun.Unit{u}}, err
+	}
+	return runRole(ctx, e, r, "importer", "auth0")
+}
+
+// importerUnit wires Firebase, the optional Auth0 enricher and the
+// importer on js.
+func importerUnit(ctx context.Context, e env, cfg importer.Config, a0 auth0api.Config, fb firebaseFlags, js jetstream.JetStream, env rolerun.Env) (rolerun.Unit, error) {
+	log := env.Logger.With("role", "importer")
+	accounts, err := fb.client(ctx, e, log)
+	if err != nil {
+		return rolerun.Unit{}, err
 	}
 	var enricher importer.Enricher
-	if s.auth0.Enabled() {
-		c, err := auth0api.New(ctx, s.auth0)
+	if a0.Enabled() {
+		c, err := auth0api.New(ctx, a0)
 		if err != nil {
-			return err
+			return rolerun.Unit{}, err
 		}
 		enricher = importer.Auth0Enricher(c)
-		log.Info("enrichment on", "auth0_domain", s.auth0.Domain, "enrich_all", s.cfg.EnrichAll, "fresh_after", s.cfg.FreshAfter)
+		log.Info("enrichment on", "auth0_domain", a0.Domain, "enrich_all", cfg.EnrichAll, "fresh_after", cfg.FreshAfter)
 	} else {
 		log.Warn("enrichment off: partial signups (Log Streams) are mapped from what they carry, and backfill, replayed and old signups are imported without re-reading Auth0 (a user deleted since may be imported)")
 	}
-	im, err := importer.New(ctx, s.cfg, importer.Deps{
+	im, err := importer.New(ctx, cfg, importer.Deps{
 		JetStream:  js,
-		Accounts:   fb,
+		Accounts:   accounts,
 		Enricher:   enricher,
 		Logger:     log,
-		Metrics:    importer.NewMetrics(reg),
-		Registerer: reg,
-		Tracer:     tracing.Provider,
+		Metrics:    importer.NewMetrics(env.Registry),
+		Registerer: env.Registry,
+		Tracer:     env.Tracer,
 		Propagator: telemetry.Propagator(),
 	})
 	if err != nil {
-		return err
+		return rolerun.Unit{}, err
 	}
-	if s.emulatorHost != "" {
-		log.Info("using the Firebase Auth emulator", "host", s.emulatorHost, "project", s.project)
-	}
-	return im.Run(ctx)
-}
-
-// firebaseAuth builds the importer's Firebase client.
-func firebaseAuth(ctx context.Context, s importerSettings) (*auth.Client, error) {
-	return firebaseClient(ctx, s.project, s.credentials, s.emulatorHost)
+	return rolerun.Unit{Name: "importer", Run: im.Run}, nil
 }

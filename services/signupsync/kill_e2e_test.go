@@ -66,7 +66,7 @@ func TestBackfillKilledAndResumed(t *testing.T) {
 		t.Fatalf("killed after %d of %d signups: not half-way", info.State.Msgs, truth.Distinct())
 	}
 
-	resume := binary(append(args, "--json")...)
+	resume := binary(append(args, "--format", "json")...)
 	resume.Env = append(resume.Env, "SIGNUPSYNC_NATS_URL="+nats.URL)
 	res, err := resume.CombinedOutput()
 	if err != nil {

@@ -236,7 +236,12 @@ func (c *firebaseCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, c.target+r.URL.RequestURI(), bytes.NewReader(body))
+	// Detached from the caller: an importer killed mid-call cancels r's
+	// context, but the emulator may already have applied the call, and the
+	// counter must record what the emulator did, not what the caller saw
+	// (else a create applied by a killed importer and deleted later reads
+	// as "deleted, never created").
+	req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, c.target+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return

@@ -80,7 +80,7 @@ func TestDevEndToEnd(t *testing.T) {
 	var le events.LedgerEntry
 	testenv.Eventually(t, "the signup to be imported", func() bool {
 		o := &testenv.Buffer{}
-		if err := run(ctx, []string{"status", "--json", "github|777"}, envFrom(vars), o, &testenv.Buffer{}); err != nil {
+		if err := run(ctx, []string{"status", "--format", "json", "github|777"}, envFrom(vars), o, &testenv.Buffer{}); err != nil {
 			return false
 		}
 		return json.Unmarshal([]byte(o.String()), &le) == nil && le.Outcome == events.OutcomeImported
@@ -168,8 +168,14 @@ func TestUsageErrors(t *testing.T) {
 		{"importer without project", []string{"importer"}, nil, "--firebase-project"},
 		{"importer bad policy", []string{"importer", "--firebase-project", "p", "--email-policy", "merge"}, nil, "--email-policy (SIGNUPSYNC_EMAIL_POLICY)"},
 		{"importer batch too large", []string{"importer", "--firebase-project", "p", "--batch-size", "5000"}, nil, "--batch-size (SIGNUPSYNC_BATCH_SIZE)"},
-		{"status without id", []string{"status"}, nil, "usage: signupsync status"},
+		{"status without id", []string{"status"}, nil, `expected "<auth0-user-id>"`},
 		{"sample without secret", []string{"sample"}, nil, "--action-secrets"},
+		{"a library error names the flag, not the field", []string{"importer", "--firebase-project", "p", "--importer-workers", "0"}, nil, "--importer-workers (SIGNUPSYNC_IMPORTER_WORKERS) 0: must be 1 to 64"},
+		{"an old flag name still works", []string{"reconcile", "--since", "24h", "--rps=-1"}, map[string]string{"SIGNUPSYNC_AUTH0_DOMAIN": "t.example", "SIGNUPSYNC_AUTH0_TOKEN": "x"}, "--rate (SIGNUPSYNC_RECONCILE_RPS) must not be negative"},
+		{"a bad value in a variable names it and the flag", []string{"dev"}, map[string]string{"SIGNUPSYNC_DEV_IMPORTER": "maybe"}, `SIGNUPSYNC_DEV_IMPORTER (--importer): "maybe" is not a boolean`},
+		{"a subcommand is needed", []string{"dlq"}, nil, "list"},
+		{"dlq list takes no --yes", []string{"dlq", "list", "--yes"}, nil, "unknown flag --yes"},
+		{"auth0 install without ingest's URL", []string{"auth0", "install", "--dry-run"}, map[string]string{"SIGNUPSYNC_AUTH0_DOMAIN": "t.example", "SIGNUPSYNC_AUTH0_TOKEN": "x"}, "--ingest-url (SIGNUPSYNC_INGEST_URL) is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +188,25 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit code %d, want 2", exitCode(err))
 			}
 		})
+	}
+}
+
+// TestHelpIsGeneratedAndExitsTwo: a command's help lists its flags with
+// their variables and ends the run with exit status 2; the binary's own
+// help exits 0.
+func TestHelpIsGeneratedAndExitsTwo(t *testing.T) {
+	out := &testenv.Buffer{}
+	err := run(context.Background(), []string{"importer", "--help"}, envFrom(nil), out, out)
+	if exitCode(err) != 2 || !errors.Is(err, errHelp) {
+		t.Fatalf("importer --help: %v (exit %d), want errHelp and exit 2", err, exitCode(err))
+	}
+	for _, want := range []string{"Importer:", "--batch-size=1000", "SIGNUPSYNC_BATCH_SIZE", "Firebase:", "Auth0 Management API:", "NATS:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("importer --help lacks %q:\n%s", want, out)
+		}
+	}
+	if err := run(context.Background(), []string{"--help"}, envFrom(nil), out, out); err != nil {
+		t.Fatalf("--help: %v, want nil", err)
 	}
 }
 

@@ -11,89 +11,93 @@ import (
 	"sort"
 	"text/tabwriter"
 
-	firebase "firebase.google.com/go/v4"
-	"firebase.google.com/go/v4/auth"
-	"google.golang.org/api/option"
+	"strconv"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
+	"github.com/signupsync/signupsync/internal/rolerun"
 	"github.com/signupsync/signupsync/services/operator"
 )
 
-// runReport prints the cutover report and exits 4 when the verification
-// pass finds offenders (users missing from Firebase, without their provider
-// identity, or whose email or provider identity another account holds), or
-// --check-auth0 finds imported users Auth0 no longer has, so it can gate
-// cutover.
-func runReport(ctx context.Context, args []string, e env) error {
-	f := newFlags("report", e.getenv, e.stderr)
-	com := addCommon(f)
-	file := f.String("file", "", "", "Auth0 export to report on (default: every user in the ledger)")
-	tenant := f.String("tenant", "SIGNUPSYNC_AUTH0_TENANT", "default", "Auth0 tenant name")
-	format := f.String("format", "", "text", "output: text or json")
-	outDir := f.String("out", "", "", "also write need-password-export.csv, conflicts.csv, missing.csv and offenders.csv into this directory")
-	verify := f.Bool("verify", "", true, "look every eligible user up in Firebase by uid, provider identity and email (100 identifiers a call)")
-	uidPolicy := f.String("uid-policy", "SIGNUPSYNC_UID_POLICY", string(events.UIDAuth0ID), "uid policy the importer uses: auth0_id or hash")
-	project := f.String("firebase-project", "SIGNUPSYNC_FIREBASE_PROJECT", e.getenv("GOOGLE_CLOUD_PROJECT"), "Firebase project id")
-	creds := f.String("firebase-credentials", "GOOGLE_APPLICATION_CREDENTIALS", "", "service account JSON file")
-	checkAuth0 := f.Bool("check-auth0", "SIGNUPSYNC_REPORT_CHECK_AUTH0", false, "ask the Auth0 Management API for every user the ledger holds as imported and list those Auth0 no longer has (deletions no webhook reported; one request per user, needs --auth0-domain)")
-	auth0RPS := f.Int("auth0-rps", "SIGNUPSYNC_REPORT_AUTH0_RPS", int(operator.DefaultAuth0CheckConfig().RPS), "Management API requests per second of --check-auth0, 0 = unlimited")
-	buildAuth0 := auth0Flags(f)
-	if err := f.parse(args); err != nil {
+// reportCmd is `signupsync report`: the cutover report. It exits 4 when
+// the verification pass finds offenders (users missing from Firebase,
+// without their provider identity, or whose email or provider identity
+// another account holds), or --check-auth0 finds imported users Auth0 no
+// longer has, so it can gate cutover.
+type reportCmd struct {
+	File          string `name:"file" help:"Auth0 export to report on (default: every user in the ledger)."`
+	Out           string `name:"out" help:"Also write need-password-export.csv, conflicts.csv, missing.csv, offenders.csv, lifecycle-conflicts.csv and deleted-in-auth0.csv into this directory."`
+	Verify        bool   `name:"verify" default:"true" negatable:"" help:"Look every eligible user up in Firebase by uid, provider identity and email (100 identifiers a call)."`
+	CheckAuth0    bool   `name:"check-auth0" envvar:"SIGNUPSYNC_REPORT_CHECK_AUTH0" cfg:"report.CheckAuth0" help:"Ask the Management API for every user the ledger holds as imported and list those Auth0 no longer has (deletions no webhook reported; one request per user)."`
+	Auth0Rate     int    `name:"auth0-rate" aliases:"auth0-rps" envvar:"SIGNUPSYNC_REPORT_AUTH0_RPS" default:"${report_auth0_rate}" cfg:"report.Auth0Rate" help:"Management API requests per second of --check-auth0, 0 = unlimited."`
+	outputFlags   `embed:""`
+	tenantFlag    `embed:""`
+	uidPolicyFlag `embed:"" group:"firebase"`
+	firebaseFlags `embed:"" group:"firebase"`
+	auth0Flags    `embed:"" group:"auth0"`
+	natsFlags     `embed:"" group:"nats"`
+	logFlags      `embed:"" group:"process"`
+}
+
+func reportVars() kong.Vars {
+	return kong.Vars{"report_auth0_rate": strconv.Itoa(int(operator.DefaultAuth0CheckConfig().RPS))}
+}
+
+func (c *reportCmd) Run(ctx context.Context, e env) error {
+	var errs []error
+	var a0 auth0api.Config
+	if c.CheckAuth0 {
+		var err error
+		a0, err = c.required()
+		errs = append(errs, e.fields.explain(err, "auth0"))
+		if c.Auth0Rate < 0 {
+			errs = append(errs, e.fields.explain(errors.New("report: Auth0Rate must not be negative"), "report"))
+		}
+	}
+	policy := events.UIDPolicy(c.UIDPolicy)
+	if !policy.Valid() {
+		errs = append(errs, e.fields.explain(fmt.Errorf("report: UIDPolicy %q: want auth0_id or hash", c.UIDPolicy), "report"))
+	}
+	if c.Verify {
+		errs = append(errs, c.firebaseFlags.check(e))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return usageError{err}
 	}
-	var a0 auth0api.Config
-	if *checkAuth0 {
-		var err error
-		if a0, err = buildAuth0(); err != nil {
-			return usageError{fmt.Errorf("--check-auth0: %w", err)}
-		}
-		if *auth0RPS < 0 {
-			return usageError{errors.New("--auth0-rps (SIGNUPSYNC_REPORT_AUTH0_RPS) must not be negative")}
-		}
-	}
-	if *format != "text" && *format != "json" {
-		return usageError{fmt.Errorf("--format %q: want text or json", *format)}
-	}
-	policy := events.UIDPolicy(*uidPolicy)
-	if !policy.Valid() {
-		return usageError{fmt.Errorf("--uid-policy (SIGNUPSYNC_UID_POLICY) %q: want auth0_id or hash", *uidPolicy)}
-	}
-	if *verify && *project == "" {
-		return usageError{errors.New("--firebase-project (SIGNUPSYNC_FIREBASE_PROJECT) is required to verify (or --verify=false)")}
-	}
-	log, err := com.logger(e)
+	log, err := c.logger(e)
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-report", log)
+	conn, err := c.connect("signupsync-report", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
-	kv, err := js.KeyValue(ctx, events.BucketLedger)
+	defer conn.NC.Close()
+	kv, err := conn.JS.KeyValue(ctx, events.BucketLedger)
 	if err != nil {
-		return fmt.Errorf("ledger bucket at %s: %w", redactURLs(*com.natsURL), err)
+		return fmt.Errorf("ledger bucket at %s: %w", rolerun.RedactURLs(string(c.URL)), err)
 	}
 	var fb operator.Lookup
-	if *verify {
-		c, err := firebaseClient(ctx, *project, *creds, e.getenv("FIREBASE_AUTH_EMULATOR_HOST"))
+	if c.Verify {
+		client, err := c.firebaseFlags.client(ctx, e, nil)
 		if err != nil {
 			return err
 		}
-		fb = c
+		fb = client
 	}
-	rep, repErr := operator.BuildReport(ctx, operator.ReportConfig{File: *file, Tenant: *tenant, UIDPolicy: policy, Verify: *verify}, kv, fb)
+	rep, repErr := operator.BuildReport(ctx, operator.ReportConfig{File: c.File, Tenant: c.Tenant, UIDPolicy: policy, Verify: c.Verify}, kv, fb)
 	if repErr != nil && !errors.Is(repErr, operator.ErrUnverified) {
 		return repErr
 	}
-	if *checkAuth0 {
+	if c.CheckAuth0 {
 		api, err := auth0api.New(ctx, a0)
 		if err != nil {
 			return err
 		}
 		cc := operator.DefaultAuth0CheckConfig()
-		cc.RPS = float64(*auth0RPS)
+		cc.RPS = float64(c.Auth0Rate)
 		var checkErr error
 		rep.DeletedInAuth0, _, checkErr = operator.FindDeletedInAuth0(ctx, cc, kv, api)
 		if checkErr != nil && !errors.Is(checkErr, operator.ErrDeletedInAuth0) {
@@ -101,19 +105,19 @@ func runReport(ctx context.Context, args []string, e env) error {
 		}
 		repErr = errors.Join(repErr, checkErr)
 	}
-	if *outDir != "" {
-		if err := writeReportCSVs(*outDir, rep); err != nil {
+	if c.Out != "" {
+		if err := writeReportCSVs(c.Out, rep); err != nil {
 			return err
 		}
 	}
-	if *format == "json" {
+	if c.json() {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
 	} else {
-		printReport(e, rep, *verify)
+		printReport(e, rep, c.Verify)
 	}
 	if repErr != nil {
 		return exitError{code: 4, err: repErr}
@@ -201,22 +205,4 @@ func printReport(e env, rep operator.Report, verified bool) {
 		}
 		fmt.Fprintln(e.stdout, ")")
 	}
-}
-
-// firebaseClient builds an Admin SDK Auth client; with
-// FIREBASE_AUTH_EMULATOR_HOST set it needs no credentials.
-func firebaseClient(ctx context.Context, project, credentials, emulatorHost string) (*auth.Client, error) {
-	var opts []option.ClientOption
-	if credentials != "" && emulatorHost == "" {
-		opts = append(opts, option.WithAuthCredentialsFile(option.ServiceAccount, credentials))
-	}
-	app, err := firebase.NewApp(ctx, &firebase.Config{ProjectID: project}, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("firebase app: %w", err)
-	}
-	c, err := app.Auth(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("firebase auth: %w", err)
-	}
-	return c, nil
 }

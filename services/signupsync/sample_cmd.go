@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -11,32 +12,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signupsync/signupsync/internal/rolerun"
 	"github.com/signupsync/signupsync/services/ingest"
 )
 
-// runSample posts one correctly signed Action webhook for a new Google
-// signup, as the post-login Action would, and prints the answer.
-func runSample(ctx context.Context, args []string, e env) error {
-	f := newFlags("sample", e.getenv, e.stderr)
-	url := f.URL("url", "SIGNUPSYNC_SAMPLE_URL", "http://127.0.0.1:8080", "base URL of the ingest service")
-	secrets := f.SecretList("action-secrets", "SIGNUPSYNC_ACTION_SECRETS", "Action secret to sign with (the first is used)")
-	user := f.String("user-id", "", "", "Auth0 user_id of the sample (default: a random google-oauth2 id)")
-	email := f.String("email", "", "", "email of the sample (default: derived from the id)")
-	if err := f.parse(args); err != nil {
-		return usageError{err}
+// sampleCmd is `signupsync sample`: it posts one correctly signed Action
+// webhook for a new Google signup, as the post-login Action would, and
+// prints the answer.
+type sampleCmd struct {
+	URL           urls       `name:"url" envvar:"SIGNUPSYNC_SAMPLE_URL" default:"http://127.0.0.1:8080" help:"Base URL of the ingest service."`
+	ActionSecrets secretList `name:"action-secrets" envvar:"SIGNUPSYNC_ACTION_SECRETS" cfg:"sample.ActionSecrets" help:"Action secret to sign with (the first is used)."`
+	UserID        string     `name:"user-id" cfg:"sample.UserID" help:"Auth0 user_id of the sample (default: a random google-oauth2 id)."`
+	Email         string     `name:"email" help:"Email of the sample (default: derived from the id)."`
+}
+
+func (c *sampleCmd) Run(ctx context.Context, e env) error {
+	if len(c.ActionSecrets.list) == 0 {
+		return e.usage(errors.New("sample: ActionSecrets is required"), "sample")
 	}
-	if len(secrets.items) == 0 {
-		return usageError{fmt.Errorf("--action-secrets (SIGNUPSYNC_ACTION_SECRETS) is required")}
-	}
-	raw := *user
+	raw := c.UserID
 	if raw == "" {
 		raw = fmt.Sprintf("google-oauth2|%d", mrand.Uint64())
 	}
 	provider, sub, ok := strings.Cut(raw, "|")
 	if !ok {
-		return usageError{fmt.Errorf("--user-id %q: want provider|id", raw)}
+		return e.usage(fmt.Errorf("sample: UserID %q: want provider|id", raw), "sample")
 	}
-	mail := *email
+	mail := c.Email
 	if mail == "" {
 		mail = "sample-" + sub + "@example.com"
 	}
@@ -44,13 +46,13 @@ func runSample(ctx context.Context, args []string, e env) error {
 		raw, provider, sub, mail, time.Now().UTC().Format(time.RFC3339))
 	idb := make([]byte, 12)
 	_, _ = rand.Read(idb)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*url, "/")+ingest.PathAction, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(string(c.URL), "/")+ingest.PathAction, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if err := ingest.SignHeaders(req.Header, secrets.items[0], "msg_"+hex.EncodeToString(idb), time.Now(), []byte(body)); err != nil {
-		return usageError{fmt.Errorf("--action-secrets: %w", err)}
+	if err := ingest.SignHeaders(req.Header, c.ActionSecrets.list[0], "msg_"+hex.EncodeToString(idb), time.Now(), []byte(body)); err != nil {
+		return e.usage(fmt.Errorf("sample: ActionSecrets: %w", err), "sample")
 	}
 	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
@@ -58,7 +60,7 @@ func runSample(ctx context.Context, args []string, e env) error {
 	}
 	defer res.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
-	fmt.Fprintf(e.stdout, "POST %s -> %s\n%s", redactURLs(req.URL.String()), res.Status, out)
+	fmt.Fprintf(e.stdout, "POST %s -> %s\n%s", rolerun.RedactURLs(req.URL.String()), res.Status, out)
 	fmt.Fprintf(e.stdout, "user_id: %s\n", raw)
 	if res.StatusCode != http.StatusAccepted {
 		return fmt.Errorf("ingest answered %s", res.Status)

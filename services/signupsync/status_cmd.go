@@ -12,45 +12,41 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/signupsync/signupsync/events"
+	"github.com/signupsync/signupsync/internal/rolerun"
 )
 
-// runStatus prints the ledger entry of an Auth0 user: what happened to the
-// signup, the Firebase uid, the sources it came from, its trace id and its
-// lifecycle state (deletion, profile changes applied until cutover).
-// Exit status 3 means the ledger has no entry (not seen, or still pending).
-func runStatus(ctx context.Context, args []string, e env) error {
-	f := newFlags("status", e.getenv, e.stderr)
-	com := addCommon(f)
-	asJSON := f.Bool("json", "", false, "print the entry as JSON")
-	if err := f.parse(args); err != nil {
-		return usageError{err}
+// statusCmd is `signupsync status`: the ledger entry of an Auth0 user,
+// what happened to the signup, the Firebase uid, the sources it came from,
+// its trace id and its lifecycle state (deletion, profile changes applied
+// until cutover). Exit status 3 means the ledger has no entry (not seen, or
+// still pending).
+type statusCmd struct {
+	UserID      string `arg:"" name:"auth0-user-id" help:"The Auth0 user_id, e.g. google-oauth2|123."`
+	outputFlags `embed:""`
+	natsFlags   `embed:"" group:"nats"`
+	logFlags    `embed:"" group:"process"`
+}
+
+func (c *statusCmd) Run(ctx context.Context, e env) error {
+	userID := c.UserID
+	if strings.TrimSpace(userID) == "" {
+		return usageError{errors.New("status: the auth0-user-id is empty")}
 	}
-	rest := f.fs.Args()
-	if len(rest) > 1 {
-		// Allow flags after the id: status google-oauth2|1 --json
-		if err := f.fs.Parse(rest[1:]); err != nil {
-			return usageError{err}
-		}
-		rest = append(rest[:1], f.fs.Args()...)
-	}
-	if len(rest) != 1 || strings.TrimSpace(rest[0]) == "" {
-		return usageError{errors.New("usage: signupsync status [--json] <auth0-user-id>")}
-	}
-	userID := rest[0]
-	log, err := com.logger(e)
+	log, err := c.logger(e)
 	if err != nil {
 		return err
 	}
-	nc, js, err := connectNATS(*com.natsURL, *com.natsCreds, "signupsync-status", log)
+	conn, err := c.connect("signupsync-status", log)
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	defer conn.NC.Close()
+	js := conn.JS
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, events.BucketLedger)
 	if err != nil {
-		return fmt.Errorf("ledger bucket at %s: %w", redactURLs(*com.natsURL), err)
+		return fmt.Errorf("ledger bucket at %s: %w", rolerun.RedactURLs(string(c.URL)), err)
 	}
 	v, err := kv.Get(ctx, events.LedgerKey(userID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -63,7 +59,7 @@ func runStatus(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if c.json() {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(le)

@@ -16,7 +16,6 @@ import (
 
 	"firebase.google.com/go/v4/auth"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
@@ -96,7 +95,7 @@ func TestForgedSignupCannotTakeOverAnAccount(t *testing.T) {
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	srvDone := make(chan error, 1)
 	go func() {
-		srvDone <- serveExchange(srvCtx, xcfg, js, fb, prometheus.NewRegistry(), telemetry.Tracing{}, telemetry.NewLogger(logs, slog.LevelInfo))
+		srvDone <- serveExchange(srvCtx, xcfg, js, fb, telemetry.NewLogger(logs, slog.LevelInfo))
 	}()
 	t.Cleanup(func() { stopSrv(); <-srvDone })
 	waitHealthy(t, xcfg.Addr)
@@ -195,7 +194,7 @@ func streamMsgs(t *testing.T, st jetstream.Stream) uint64 {
 // refuses to start.
 func TestImporterLinkPolicyNeedsManagementAPI(t *testing.T) {
 	err := run(context.Background(), []string{"importer", "--firebase-project", "p", "--email-policy", "link"}, envFrom(nil), &testenv.Buffer{}, &testenv.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "--email-policy link (SIGNUPSYNC_EMAIL_POLICY) needs --auth0-domain") {
+	if err == nil || !strings.Contains(err.Error(), "--email-policy (SIGNUPSYNC_EMAIL_POLICY) link needs --auth0-domain") {
 		t.Fatalf("err = %v, want a refusal naming --email-policy link and --auth0-domain", err)
 	}
 	var ue usageError

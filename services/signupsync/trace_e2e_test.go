@@ -128,6 +128,10 @@ func TestOneSignupOneTrace(t *testing.T) {
 		t.Fatalf("status %d", code)
 	}
 	p.waitIdle()
+	// The batch span ends after the acknowledgement WaitDrained sees.
+	testenv.Eventually(t, "the batch span to end", func() bool {
+		return spanNamed(p.spans.GetSpans(), "import batch", trace.TraceID{}) != nil
+	})
 	_ = p.tp.ForceFlush(context.Background())
 	spans := p.spans.GetSpans()
 	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
