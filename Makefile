@@ -82,6 +82,11 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# Imports flow one way: nothing in internal/ or events/ imports a service, no service another.
+	@out=$$($(GO) list -test -f '{{.ImportPath}} {{join .Imports " "}}' ./internal/... ./events/... ./schemas/... | grep 'signupsync/services/'); \
+	 if [ -n "$$out" ]; then echo "imports a service package:"; echo "$$out" | cut -c1-200; exit 1; fi
+	@out=$$(for p in $$($(GO) list ./services/... | grep -v /services/signupsync); do $(GO) list -test -f '{{join .Imports "\n"}}' $$p | grep 'signupsync/services/' | grep -Ev "^$$p([ ._/]|$$)" | sed "s|^|$$p imports |"; done | sort -u); \
+	 if [ -n "$$out" ]; then echo "a service imports another:"; echo "$$out"; exit 1; fi
 
 # Every fuzz target, FUZZTIME each; new corpus entries land in testdata/fuzz.
 FUZZ_PKGS := ./services/ingest ./events ./internal/auth0export ./services/exchange

@@ -70,7 +70,7 @@ const (
 // WithIDTokenSigner makes the password grant sign ID tokens with key,
 // naming kid and writing issuer as iss, instead of the fake's own key and
 // URL: tests of a verifier that already trusts a JWKS served elsewhere
-// (services/exchange/exchangetest) use it.
+// (internal/exchangetest) use it.
 func WithIDTokenSigner(issuer, kid string, key *rsa.PrivateKey) Option {
 	return func(c *config) { c.idIssuer, c.idKID, c.idKey = issuer, kid, key }
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/exchangetest"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 )
 
 // TestExchangeSignsIn: for an account found in the ledger, in Firebase by

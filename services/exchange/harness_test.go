@@ -22,11 +22,11 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/exchangetest"
 	"github.com/signupsync/signupsync/internal/httpserve"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 )
 
 // env is one exchange service wired to an embedded JetStream, the Firebase

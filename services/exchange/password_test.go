@@ -17,9 +17,9 @@ import (
 
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/exchangetest"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 )
 
 // passwordOn turns the password fallback on against the Auth0 fake, with

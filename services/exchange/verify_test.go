@@ -11,8 +11,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 
+	"github.com/signupsync/signupsync/internal/exchangetest"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 )
 
 // clock is a settable time source.

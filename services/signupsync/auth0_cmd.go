@@ -47,7 +47,7 @@ func (f tenantFlags) installer(ctx context.Context, e env, edit func(*tenant.Con
 	if err := c.Validate(); err != nil {
 		return nil, e.usage(err, "tenant")
 	}
-	return tenant.New(ctx, c, tenant.Deps{})
+	return tenant.New(ctx, c, tenant.Deps{HTTPClient: e.auth0HTTP})
 }
 
 // auth0InstallCmd is `signupsync auth0 install`. The secrets default to

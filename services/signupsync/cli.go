@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -74,6 +75,8 @@ type parser struct {
 	stderr  io.Writer
 	envErrs []error
 	helped  bool
+	// auth0HTTP is handed to the commands in env (see runWith).
+	auth0HTTP *http.Client
 }
 
 func newParser(getenv func(string) string, stdout, stderr io.Writer) (*parser, error) {
@@ -135,7 +138,7 @@ func (p *parser) run(ctx context.Context, args []string) error {
 	if !ok {
 		return usageError{fmt.Errorf("%s needs a subcommand", node.FullPath())}
 	}
-	return cmd.Run(ctx, env{getenv: p.getenv, stdout: p.stdout, stderr: p.stderr, fields: newFieldFlags(node)})
+	return cmd.Run(ctx, env{getenv: p.getenv, stdout: p.stdout, stderr: p.stderr, fields: newFieldFlags(node), auth0HTTP: p.auth0HTTP})
 }
 
 // isCommand reports whether name is a command.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,6 +40,8 @@ type env struct {
 	// fields tells the configuration fields of the chosen command as its
 	// flags (see explain).
 	fields fieldFlags
+	// auth0HTTP is the auth0 commands' HTTP client (nil: the default).
+	auth0HTTP *http.Client
 }
 
 // errHelp is returned after a command's help was printed (exit status 2,
@@ -76,9 +79,17 @@ func exitCode(err error) int {
 // run parses args into the command structs (flags, then SIGNUPSYNC_*
 // variables read through getenv, then defaults) and runs the chosen one.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, getenv, stdout, stderr, nil)
+}
+
+// runWith is run with the HTTP client the auth0 commands reach the
+// Management API with (nil: the default, which trusts the system's roots);
+// tests hand in the client of their TLS Auth0 fake.
+func runWith(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, auth0HTTP *http.Client) error {
 	p, err := newParser(getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	p.auth0HTTP = auth0HTTP
 	return p.run(ctx, args)
 }

@@ -20,11 +20,11 @@ import (
 	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/auth0fake"
+	"github.com/signupsync/signupsync/internal/exchangetest"
 	"github.com/signupsync/signupsync/internal/telemetry"
 	"github.com/signupsync/signupsync/internal/testenv"
 	"github.com/signupsync/signupsync/schemas"
 	"github.com/signupsync/signupsync/services/exchange"
-	"github.com/signupsync/signupsync/services/exchange/exchangetest"
 	"github.com/signupsync/signupsync/services/importer"
 	"github.com/signupsync/signupsync/services/ingest"
 )
