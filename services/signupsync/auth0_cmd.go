@@ -55,10 +55,10 @@ func (f tenantFlags) installer(ctx context.Context, e env, edit func(*tenant.Con
 type auth0InstallCmd struct {
 	DryRun           bool          `name:"dry-run" help:"Print what would be created or changed, as a diff; change nothing."`
 	SecretsFile      string        `name:"secrets-file" default:"ingest-secrets.env" help:"Where the secrets ingest needs go (KEY=value lines, mode 0600)."`
-	ActionSecrets    secretList    `name:"action-secrets" envvar:"SIGNUPSYNC_ACTION_SECRETS" cfg:"tenant.ActionSecret" help:"The Actions' Standard Webhooks secret, ingest's (the first is used); empty: generated."`
-	EventStreamToken secretList    `name:"event-stream-token" envvar:"SIGNUPSYNC_EVENT_STREAM_TOKEN" cfg:"tenant.EventStreamToken" help:"The event stream's bearer token, ingest's (the first is used); empty: generated."`
+	ActionSecrets    secretList    `name:"action-secrets" envvar:"SIGNUPSYNC_ACTION_SECRETS" cfg:"tenant.ActionSecret" help:"The Actions' Standard Webhooks secret, ingest's (the first is used); empty: generated on a first install, refused once installed (Auth0 never shows it) unless --rewrite-secrets."`
+	EventStreamToken secretList    `name:"event-stream-token" envvar:"SIGNUPSYNC_EVENT_STREAM_TOKEN" cfg:"tenant.EventStreamToken" help:"The event stream's bearer token, ingest's (the first is used); empty: as --action-secrets."`
 	LogStreamToken   secretList    `name:"log-stream-token" envvar:"SIGNUPSYNC_LOG_STREAM_TOKEN" cfg:"tenant.LogStreamToken" help:"The log stream's Authorization value, ingest's (the first is used); empty: the installed one, or generated."`
-	RewriteSecrets   bool          `name:"rewrite-secrets" cfg:"tenant.RewriteSecrets" help:"Write every secret even where Auth0 shows no difference (rotation: Auth0 never returns the event stream's token)."`
+	RewriteSecrets   bool          `name:"rewrite-secrets" cfg:"tenant.RewriteSecrets" help:"Rotate: write every secret, the ones given or new ones, even where Auth0 shows no difference; configure ingest with the new ones first (it takes several, comma-separated)."`
 	ActionBudget     time.Duration `name:"action-budget" envvar:"SIGNUPSYNC_ACTION_BUDGET" cfg:"tenant.ActionBudget" help:"The Actions' time budget for the call to ingest, 250ms to 10s; 0: the Actions' default (5s)."`
 	BuildTimeout     time.Duration `name:"build-timeout" default:"${tenant_build_timeout}" cfg:"tenant.BuildTimeout" help:"Longest wait for one Action to build, and again to deploy."`
 	tenantFlags      `embed:""`
