@@ -2,7 +2,9 @@
 // (select dead letters, replay them into SIGNUPS once their cause is fixed,
 // and purge them; replay and purge act only on an explicit selection), the
 // cutover report with its verification pass against Firebase, and the
-// check for deletions no webhook reported.
+// check for deletions no webhook reported. It also writes them out for the
+// signupsync dlq and report commands: [WriteDeadLetters], [Report.WriteText],
+// [Report.WriteJSON] and [Report.WriteCSVs].
 //
 // # Deletions no webhook reported
 //

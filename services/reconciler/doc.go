@@ -60,6 +60,12 @@
 // Nats-Msg-Id is derived from the user id), and beyond it the importer's
 // ledger turns a second copy into already_present.
 //
+// # Reporting
+//
+// Every round ends with a [Result] handed to Deps.OnSweep: [Metrics]
+// counts it for Prometheus, and [Result.WriteText] or [Result.WriteJSON]
+// print its one line.
+//
 // [Export] runs a users-export job and writes its file; the backfill
 // publishes the users in it.
 package reconciler

@@ -81,7 +81,8 @@ type Deps struct {
 	// Sleep waits d or until ctx ends, returning ctx's error then; nil
 	// means a timer. It paces retries and the pause between rounds.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// OnSweep, when set, is called by [Reconciler.Run] after every round.
+	// OnSweep, when set, is called by [Reconciler.Run] after every round,
+	// e.g. to feed [Metrics.Observe] and print [Result.WriteText].
 	OnSweep func(Result, error)
 }
 

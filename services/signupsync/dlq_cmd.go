@@ -2,17 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/services/ingest"
 	"github.com/signupsync/signupsync/services/operator"
 	"github.com/signupsync/signupsync/services/reconciler"
@@ -70,13 +66,13 @@ type dlqPurgeCmd struct {
 
 func (c *dlqListCmd) Run(ctx context.Context, e env) error {
 	return c.run(ctx, e, "list", func(_ context.Context, _ jetstream.JetStream, dls []operator.DeadLetter) error {
-		return printDeadLetters(e, dls, c.json(), false)
+		return operator.WriteDeadLetters(e.stdout, dls, c.deadLetterFormat(operator.DeadLetterTable))
 	})
 }
 
 func (c *dlqShowCmd) Run(ctx context.Context, e env) error {
 	return c.run(ctx, e, "show", func(_ context.Context, _ jetstream.JetStream, dls []operator.DeadLetter) error {
-		return printDeadLetters(e, dls, c.json(), true)
+		return operator.WriteDeadLetters(e.stdout, dls, c.deadLetterFormat(operator.DeadLetterDetail))
 	})
 }
 
@@ -88,7 +84,7 @@ func (c *dlqReplayCmd) Run(ctx context.Context, e env) error {
 			note = e.stderr
 		}
 		fmt.Fprintln(note, replayFreshNote)
-		return c.change(e, "replay", dls, c.json(), func() ([]operator.Result, error) {
+		return c.change(e, "replay", dls, c.deadLetterFormat(operator.DeadLetterTable), func() ([]operator.Result, error) {
 			entries, err := ingest.NewLogEntryDecoder(c.Tenant)
 			if err != nil {
 				return nil, err
@@ -100,7 +96,7 @@ func (c *dlqReplayCmd) Run(ctx context.Context, e env) error {
 
 func (c *dlqPurgeCmd) Run(ctx context.Context, e env) error {
 	return c.run(ctx, e, "purge", func(ctx context.Context, js jetstream.JetStream, dls []operator.DeadLetter) error {
-		return c.change(e, "purge", dls, c.json(), func() ([]operator.Result, error) {
+		return c.change(e, "purge", dls, c.deadLetterFormat(operator.DeadLetterTable), func() ([]operator.Result, error) {
 			return operator.Purge(ctx, js, dls, float64(c.Rate))
 		})
 	})
@@ -155,12 +151,20 @@ func (c *dlqFlags) run(ctx context.Context, e env, action string, act func(conte
 	return act(ctx, conn.JS, dls)
 }
 
+// deadLetterFormat is --format json, or text otherwise.
+func (c *dlqFlags) deadLetterFormat(text operator.DeadLetterFormat) operator.DeadLetterFormat {
+	if c.json() {
+		return operator.DeadLetterJSON
+	}
+	return text
+}
+
 // change replays or purges dls with do, or says what it would do without
-// --yes, and reports what it did.
-func (c *dlqChangeFlags) change(e env, action string, dls []operator.DeadLetter, asJSON bool, do func() ([]operator.Result, error)) error {
+// --yes (listing dls in format), and reports what it did.
+func (c *dlqChangeFlags) change(e env, action string, dls []operator.DeadLetter, format operator.DeadLetterFormat, do func() ([]operator.Result, error)) error {
 	if !c.Yes {
 		fmt.Fprintf(e.stdout, "dry run: would %s %d dead letter(s); add --yes to do it\n", action, len(dls))
-		return printDeadLetters(e, dls, asJSON, false)
+		return operator.WriteDeadLetters(e.stdout, dls, format)
 	}
 	res, err := do()
 	verb := map[string]string{"replay": "replayed", "purge": "purged"}[action]
@@ -173,35 +177,4 @@ func (c *dlqChangeFlags) change(e env, action string, dls []operator.DeadLetter,
 	}
 	fmt.Fprintf(e.stdout, "%s %d of %d selected dead letter(s)\n", verb, len(res), len(dls))
 	return e.fields.explain(err, "selection")
-}
-
-func printDeadLetters(e env, dls []operator.DeadLetter, asJSON, full bool) error {
-	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if dls == nil {
-			dls = []operator.DeadLetter{}
-		}
-		return enc.Encode(dls)
-	}
-	if full {
-		for _, d := range dls {
-			fmt.Fprintf(e.stdout, "dead letter %d (%s)\n", d.Seq, events.FormatTime(d.Time))
-			for k, v := range d.Header {
-				fmt.Fprintf(e.stdout, "  %s: %s\n", k, strings.Join(v, ", "))
-			}
-			fmt.Fprintf(e.stdout, "  data: %s\n\n", d.Data)
-		}
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED\tREASON\tAUTH0 USER\tDELIVERIES\tERROR")
-	for _, d := range dls {
-		errText := d.Error
-		if len(errText) > 80 {
-			errText = errText[:77] + "..."
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", d.Seq, d.Time.UTC().Format(time.RFC3339), d.Reason, d.UserID, d.Deliveries, errText)
-	}
-	return tw.Flush()
 }

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/signupsync/signupsync/internal/auth0api"
 	"github.com/signupsync/signupsync/internal/rolerun"
@@ -84,17 +82,21 @@ func (c *reconcileFlags) run(ctx context.Context, e env, mode reconciler.Mode, s
 		r.AdminAddr = "" // one round: nothing to probe or scrape
 	}
 	r.Prepare = rolerun.EnsureTopology(topo)
+	write := reconciler.Result.WriteText // one line per round
+	if c.json() {
+		write = reconciler.Result.WriteJSON
+	}
 	r.Start = func(ctx context.Context, env rolerun.Env) (rolerun.Running, error) {
 		api, err := auth0api.New(ctx, a0)
 		if err != nil {
 			return rolerun.Running{}, err
 		}
-		sweeps := newSweepMetrics(env.Registry)
+		metrics := reconciler.NewMetrics(env.Registry)
 		rec, err := reconciler.New(ctx, cfg, reconciler.Deps{
 			Users: api, Deliveries: api, JetStream: env.JS[0], Logger: env.Logger, Tracer: env.Tracer, Propagator: telemetry.Propagator(),
 			OnSweep: func(res reconciler.Result, err error) {
-				sweeps.observe(res, err)
-				printSweep(e, res, err, c.json())
+				metrics.Observe(res, err)
+				_ = write(res, e.stdout, err) // stdout failing does not stop the role
 			},
 		})
 		if err != nil {
@@ -131,61 +133,4 @@ func (c *reconcileFlags) config(e env, mode reconciler.Mode, streamID string) (r
 	errs = append(errs, cfg.Validate())
 	a0, err := c.required()
 	return cfg, a0, errors.Join(e.fields.explain(errors.Join(errs...), "reconcile"), e.fields.explain(err, "auth0"))
-}
-
-// sweepMetrics expose reconcile's progress.
-type sweepMetrics struct {
-	sweeps    *prometheus.CounterVec
-	published prometheus.Counter
-	listed    prometheus.Counter
-	until     prometheus.Gauge
-}
-
-func newSweepMetrics(reg prometheus.Registerer) *sweepMetrics {
-	m := &sweepMetrics{
-		sweeps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "sweeps_total",
-			Help: "Reconcile sweeps by result (ok, failed)."}, []string{"result"}),
-		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "published_total",
-			Help: "Signups no webhook reported, published by reconcile."}),
-		listed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "listed_total",
-			Help: "Users listed from the Management API."}),
-		until: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "signupsync", Subsystem: "reconcile", Name: "checkpoint_timestamp_seconds",
-			Help: "End of the last completed sweep window (unix seconds)."}),
-	}
-	reg.MustRegister(m.sweeps, m.published, m.listed, m.until)
-	return m
-}
-
-func (m *sweepMetrics) observe(res reconciler.Result, err error) {
-	if err != nil {
-		m.sweeps.WithLabelValues("failed").Inc()
-		return
-	}
-	m.sweeps.WithLabelValues("ok").Inc()
-	m.published.Add(float64(res.Counts.Published))
-	m.listed.Add(float64(res.Counts.Listed))
-	if !res.DryRun && !res.Until.IsZero() {
-		m.until.Set(float64(res.Until.Unix()))
-	}
-}
-
-// printSweep writes the one line of a round to stdout.
-func printSweep(e env, res reconciler.Result, err error, asJSON bool) {
-	if asJSON {
-		v := struct {
-			reconciler.Result
-			Error string `json:"error,omitempty"`
-		}{Result: res}
-		if err != nil {
-			v.Error = err.Error()
-		}
-		b, _ := json.Marshal(v)
-		fmt.Fprintln(e.stdout, string(b))
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(e.stdout, "%s; FAILED, checkpoint not moved\n", res)
-		return
-	}
-	fmt.Fprintln(e.stdout, res)
 }

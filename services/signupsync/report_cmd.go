@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"sort"
-	"text/tabwriter"
-
 	"strconv"
 
 	"github.com/alecthomas/kong"
@@ -106,103 +99,21 @@ func (c *reportCmd) Run(ctx context.Context, e env) error {
 		repErr = errors.Join(repErr, checkErr)
 	}
 	if c.Out != "" {
-		if err := writeReportCSVs(c.Out, rep); err != nil {
+		if err := rep.WriteCSVs(c.Out); err != nil {
 			return err
 		}
 	}
+	var werr error
 	if c.json() {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			return err
-		}
+		werr = rep.WriteJSON(e.stdout)
 	} else {
-		printReport(e, rep, c.Verify)
+		werr = rep.WriteText(e.stdout, c.Verify)
+	}
+	if werr != nil {
+		return werr
 	}
 	if repErr != nil {
 		return exitError{code: 4, err: repErr}
 	}
 	return nil
-}
-
-func writeReportCSVs(dir string, rep operator.Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	files := map[string]func(w io.Writer) error{
-		"need-password-export.csv": func(w io.Writer) error { return operator.WriteCSV(w, rep.NeedPasswordExport) },
-		"conflicts.csv":            func(w io.Writer) error { return operator.WriteCSV(w, rep.Conflicts) },
-		"missing.csv":              func(w io.Writer) error { return operator.WriteCSV(w, rep.Missing) },
-		"offenders.csv":            func(w io.Writer) error { return operator.WriteOffendersCSV(w, rep.Offenders) },
-		"lifecycle-conflicts.csv":  func(w io.Writer) error { return operator.WriteCSV(w, rep.LifecycleConflicts) },
-		"deleted-in-auth0.csv":     func(w io.Writer) error { return operator.WriteCSV(w, rep.DeletedInAuth0) },
-	}
-	for name, write := range files {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		werr := write(f)
-		if err := errors.Join(werr, f.Close()); err != nil {
-			return fmt.Errorf("write %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func printReport(e env, rep operator.Report, verified bool) {
-	fmt.Fprintf(e.stdout, "cutover report (%s): %d users", rep.Source, rep.Users)
-	if rep.Malformed > 0 {
-		fmt.Fprintf(e.stdout, ", %d malformed lines", rep.Malformed)
-	}
-	fmt.Fprintln(e.stdout)
-	keys := make([]string, 0, len(rep.Outcomes))
-	for k := range rep.Outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	for _, k := range keys {
-		fmt.Fprintf(tw, "  %s\t%d\n", k, rep.Outcomes[k])
-	}
-	_ = tw.Flush()
-	fmt.Fprintf(e.stdout, "need the password-hash export: %d\nconflicts for manual review: %d\n", len(rep.NeedPasswordExport), len(rep.Conflicts))
-	fmt.Fprintf(e.stdout, "database users: %d imported with their password hash, %d migrated on login, %d still waiting, %d other\n",
-		rep.Passwords.ImportedWithHash, rep.Passwords.MigratedOnLogin, rep.Passwords.Waiting, rep.Passwords.Other)
-	lc := rep.Lifecycle
-	fmt.Fprintf(e.stdout, "lifecycle: %d deleted in auth0 (%d firebase accounts deleted, %d before import, %d not created by signupsync), %d updated, %d pending conflicts, %d pending deletions\n",
-		lc.Deleted, lc.FirebaseDeleted, lc.DeletedBeforeImport, lc.DeletedNotOurs, lc.Updated, lc.PendingConflicts, lc.PendingDeletions)
-	for i, r := range rep.LifecycleConflicts {
-		if i == 20 {
-			fmt.Fprintf(e.stdout, "  ... and %d more (use --out or --format json)\n", len(rep.LifecycleConflicts)-20)
-			break
-		}
-		fmt.Fprintf(e.stdout, "  %s: %s (firebase uid %s)\n", r.Reason, r.Auth0UserID, r.FirebaseUID)
-	}
-	if rep.DeletedInAuth0 != nil {
-		fmt.Fprintf(e.stdout, "auth0 check: %d imported users no longer exist in auth0\n", len(rep.DeletedInAuth0))
-		for i, r := range rep.DeletedInAuth0 {
-			if i == 20 {
-				fmt.Fprintf(e.stdout, "  ... and %d more (use --out or --format json)\n", len(rep.DeletedInAuth0)-20)
-				break
-			}
-			fmt.Fprintf(e.stdout, "  %s: %s (firebase uid %s)\n", r.Problem, r.Auth0UserID, r.FirebaseUID)
-		}
-	}
-	if !verified {
-		fmt.Fprintln(e.stdout, "firebase verification: skipped")
-		return
-	}
-	fmt.Fprintf(e.stdout, "firebase verification: %d as expected, %d missing, %d problems\n", rep.Verified, len(rep.Missing), len(rep.Offenders))
-	for i, r := range rep.Offenders {
-		if i == 20 {
-			fmt.Fprintf(e.stdout, "  ... and %d more (use --out or --format json)\n", len(rep.Offenders)-20)
-			break
-		}
-		fmt.Fprintf(e.stdout, "  %s: %s (outcome %s, expected uid %s", r.Problem, r.Auth0UserID, r.Outcome, r.FirebaseUID)
-		if r.OtherUID != "" {
-			fmt.Fprintf(e.stdout, ", other uid %s", r.OtherUID)
-		}
-		fmt.Fprintln(e.stdout, ")")
-	}
 }
