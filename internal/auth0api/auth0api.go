@@ -137,6 +137,40 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
+	m, err := NewManagement(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	base, checkRedirect := http.DefaultTransport, (func(*http.Request, []*http.Request) error)(nil)
+	if cfg.HTTPClient != nil {
+		checkRedirect = cfg.HTTPClient.CheckRedirect
+		if cfg.HTTPClient.Transport != nil {
+			base = cfg.HTTPClient.Transport
+		}
+	}
+	download := &http.Client{Transport: base, CheckRedirect: checkRedirect}
+	return &Client{m: m, timeout: timeout, download: download}, nil
+}
+
+// NewManagement builds go-auth0's Management API client for cfg, for
+// callers with their own retry policy: go-auth0's retries are off, a static
+// token or client credentials (fetched on first use, renewed before
+// expiry), cfg.HTTPClient copied (never modified) with cfg.Timeout (or
+// [DefaultTimeout]) as its own timeout, which is what bounds token
+// requests, and every response recorded for [RecordResponse]. It does no
+// I/O and fails for an invalid or disabled configuration. ctx only carries
+// values into token requests.
+func NewManagement(ctx context.Context, cfg Config) (*management.Management, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("auth0 management api: %w", err)
+	}
+	if !cfg.Enabled() {
+		return nil, errors.New("auth0 management api: not configured: set Domain and Token, or ClientID and ClientSecret")
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
 	hc := &http.Client{}
 	if cfg.HTTPClient != nil {
 		*hc = *cfg.HTTPClient
@@ -151,7 +185,6 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		base = http.DefaultTransport
 	}
 	hc.Transport = recordingTransport{base: base}
-
 	opts := []management.Option{management.WithClient(hc), management.WithNoRetries()}
 	if cfg.Token != "" {
 		opts = append(opts, management.WithStaticToken(cfg.Token))
@@ -159,12 +192,11 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, hc)
 		opts = append(opts, management.WithClientCredentials(tokenCtx, cfg.ClientID, cfg.ClientSecret))
 	}
-	m, err := management.New(cfg.Domain, opts...)
+	m, err := management.New(strings.TrimPrefix(cfg.Domain, "https://"), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("auth0 management api: %w", err)
 	}
-	download := &http.Client{Transport: base, CheckRedirect: hc.CheckRedirect}
-	return &Client{m: m, timeout: timeout, download: download}, nil
+	return m, nil
 }
 
 // userFields are the profile fields signupsync reads.
@@ -257,21 +289,30 @@ func (c *Client) get(ctx context.Context, uri string, out any, opts ...managemen
 
 // exchange records the status and headers of a call's last response, which
 // go-auth0's errors do not carry.
-type exchange struct {
-	status int
-	header http.Header
+// Response is the status and header of the last HTTP response to a
+// request made with a context from [RecordResponse]: go-auth0's errors
+// carry the status but not the header (Retry-After, X-RateLimit-Reset).
+type Response struct {
+	Status int
+	Header http.Header
 }
 
 type exchangeKey struct{}
 
-// recordingTransport fills the exchange found in the request's context.
-// RoundTrip runs on the caller's goroutine, before Request returns.
+// RecordResponse returns ctx carrying r, which a client from
+// [NewManagement] fills with the answer to each request made under it
+// (on the caller's goroutine, before the request returns).
+func RecordResponse(ctx context.Context, r *Response) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, r)
+}
+
+// recordingTransport fills the Response found in the request's context.
 type recordingTransport struct{ base http.RoundTripper }
 
 func (t recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	res, err := t.base.RoundTrip(r)
-	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok && res != nil {
-		ex.status, ex.header = res.StatusCode, res.Header
+	if ex, ok := r.Context().Value(exchangeKey{}).(*Response); ok && res != nil {
+		ex.Status, ex.Header = res.StatusCode, res.Header
 	}
 	return res, err
 }
@@ -402,7 +443,7 @@ func RetryAfter(err error) time.Duration {
 
 // classify turns a go-auth0 failure into ErrNotFound, a *TransientError or
 // ErrPermanent.
-func classify(err error, ex *exchange, now time.Time) error {
+func classify(err error, ex *Response, now time.Time) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return &TransientError{Err: err}
 	}
@@ -414,8 +455,8 @@ func classify(err error, ex *exchange, now time.Time) error {
 	var mErr management.Error
 	if errors.As(err, &mErr) {
 		var h http.Header
-		if ex.status == mErr.Status() {
-			h = ex.header
+		if ex.Status == mErr.Status() {
+			h = ex.Header
 		}
 		return byStatus(mErr.Status(), h, err, now)
 	}

@@ -174,8 +174,8 @@ func (r *readErrs) Read(p []byte) (int, error) {
 func (c *Client) call(ctx context.Context, fn func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	ex := &exchange{}
-	err := fn(context.WithValue(ctx, exchangeKey{}, ex))
+	ex := &Response{}
+	err := fn(RecordResponse(ctx, ex))
 	if err == nil {
 		return nil
 	}

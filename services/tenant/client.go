@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/auth0/go-auth0/management"
+	"github.com/signupsync/signupsync/internal/auth0api"
 	"golang.org/x/oauth2"
 )
 
@@ -53,30 +53,11 @@ func newAPI(ctx context.Context, cfg Config, deps Deps) (*api, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	hc := &http.Client{}
-	if deps.HTTPClient != nil {
-		*hc = *deps.HTTPClient
-	}
-	if hc.Timeout == 0 {
-		// Token requests do not carry the call's context; the client's own
-		// timeout bounds them.
-		hc.Timeout = timeout
-	}
-	base := hc.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	hc.Transport = recordingTransport{base: base}
-	opts := []management.Option{management.WithClient(hc), management.WithNoRetries()}
-	if cfg.Token != "" {
-		opts = append(opts, management.WithStaticToken(cfg.Token))
-	} else {
-		tokenCtx := context.WithValue(context.WithoutCancel(ctx), oauth2.HTTPClient, hc)
-		opts = append(opts, management.WithClientCredentials(tokenCtx, cfg.ClientID, cfg.ClientSecret))
-	}
-	m, err := management.New(strings.TrimPrefix(cfg.Domain, "https://"), opts...)
+	mc := cfg.management()
+	mc.HTTPClient, mc.Timeout = deps.HTTPClient, timeout
+	m, err := auth0api.NewManagement(ctx, mc)
 	if err != nil {
-		return nil, fmt.Errorf("auth0 management api: %w", err)
+		return nil, err
 	}
 	a := &api{m: m, timeout: timeout, sleep: deps.Sleep, now: deps.Now}
 	if a.sleep == nil {
@@ -104,8 +85,8 @@ func sleepTimer(ctx context.Context, d time.Duration) error {
 // retried. Errors are wrapped with op; a 404 also matches [ErrNotFound].
 func (a *api) call(ctx context.Context, op string, repeatable bool, fn func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		ex := &exchange{}
-		cctx, cancel := context.WithTimeout(context.WithValue(ctx, exchangeKey{}, ex), a.timeout)
+		ex := &auth0api.Response{}
+		cctx, cancel := context.WithTimeout(auth0api.RecordResponse(ctx, ex), a.timeout)
 		err := fn(cctx)
 		cancel()
 		if err == nil {
@@ -168,37 +149,17 @@ func rateLimitDelay(h http.Header, now time.Time) (time.Duration, bool) {
 
 // statusOf returns the HTTP status and headers of a failed call, 0 when no
 // response came.
-func statusOf(err error, ex *exchange) (int, http.Header) {
+func statusOf(err error, ex *auth0api.Response) (int, http.Header) {
 	var rErr *oauth2.RetrieveError
 	if errors.As(err, &rErr) && rErr.Response != nil {
 		return rErr.Response.StatusCode, rErr.Response.Header
 	}
 	var mErr management.Error
 	if errors.As(err, &mErr) {
-		if ex.status == mErr.Status() {
-			return mErr.Status(), ex.header
+		if ex.Status == mErr.Status() {
+			return mErr.Status(), ex.Header
 		}
 		return mErr.Status(), nil
 	}
 	return 0, nil
-}
-
-// exchange records the status and headers of a call's last response, which
-// go-auth0's errors do not carry.
-type exchange struct {
-	status int
-	header http.Header
-}
-
-type exchangeKey struct{}
-
-// recordingTransport fills the exchange found in the request's context.
-type recordingTransport struct{ base http.RoundTripper }
-
-func (t recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	res, err := t.base.RoundTrip(r)
-	if ex, ok := r.Context().Value(exchangeKey{}).(*exchange); ok && res != nil {
-		ex.status, ex.header = res.StatusCode, res.Header
-	}
-	return res, err
 }

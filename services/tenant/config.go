@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/signupsync/signupsync/internal/auth0api"
 )
 
 // Defaults of [Config].
@@ -111,24 +113,20 @@ func DefaultConfig() Config {
 
 var prefixPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
+// management is the Management API part of c, checked and built by
+// internal/auth0api as every other Management API client of signupsync.
+func (c Config) management() auth0api.Config {
+	return auth0api.Config{Domain: c.Domain, ClientID: c.ClientID, ClientSecret: c.ClientSecret, Token: c.Token, Timeout: c.Timeout}
+}
+
 // Validate reports every problem at once, naming the Config field.
 func (c Config) Validate() error {
 	var errs []error
-	host := strings.TrimPrefix(c.Domain, "https://")
-	switch {
-	case c.Domain == "":
-		errs = append(errs, errors.New("missing Domain: the tenant's domain, such as example.eu.auth0.com"))
-	case host == "" || strings.ContainsAny(host, "/ ?#@"):
-		errs = append(errs, fmt.Errorf("bad Domain %q: want a host name such as example.eu.auth0.com", c.Domain))
-	}
-	creds := c.ClientID != "" || c.ClientSecret != ""
-	switch {
-	case c.Token != "" && creds:
-		errs = append(errs, errors.New("set either Token or ClientID and ClientSecret, not both"))
-	case creds && (c.ClientID == "" || c.ClientSecret == ""):
-		errs = append(errs, errors.New("ClientID and ClientSecret must be set together"))
-	case c.Token == "" && !creds:
-		errs = append(errs, errors.New("missing Token, or ClientID and ClientSecret, for the Management API"))
+	mc := c.management()
+	if err := mc.Validate(); err != nil {
+		errs = append(errs, err)
+	} else if !mc.Enabled() {
+		errs = append(errs, errors.New("missing Domain, and Token or ClientID and ClientSecret, for the Management API"))
 	}
 	if err := checkIngestURL(c.IngestURL); err != nil {
 		errs = append(errs, err)
