@@ -32,7 +32,7 @@ func Markdown(app *kong.Node, opts Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s\n\n%s\n\n", opts.Title, strings.TrimSpace(opts.Preamble))
 	b.WriteString("| Command | |\n|---|---|\n")
-	nodes := slices.DeleteFunc(commands(app), hidden)
+	nodes := slices.DeleteFunc(Commands(app), hidden)
 	for _, n := range nodes {
 		fmt.Fprintf(&b, "| [`%s`](#%s) | %s |\n", n.Path(), anchor(n), cell(n.Help))
 	}
@@ -93,13 +93,13 @@ func Markdown(app *kong.Node, opts Options) string {
 	return b.String()
 }
 
-// commands are every command under n, depth first.
-func commands(n *kong.Node) []*kong.Node {
+// Commands are every command under n, depth first, hidden ones included.
+func Commands(n *kong.Node) []*kong.Node {
 	var out []*kong.Node
 	for _, c := range n.Children {
 		if c.Type == kong.CommandNode {
 			out = append(out, c)
-			out = append(out, commands(c)...)
+			out = append(out, Commands(c)...)
 		}
 	}
 	return out

@@ -2,7 +2,6 @@ package importer
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -163,21 +162,12 @@ func (im *Importer) process(ctx context.Context, msgs []jetstream.Msg) {
 // context the producer put in the headers.
 func (im *Importer) open(bctx context.Context, bspan trace.Span, m jetstream.Msg) *item {
 	it := &item{msg: m}
-	pctx := im.prop.Extract(bctx, events.HeaderCarrier(m.Headers()))
-	// Keep the batch deadline but the producer's trace as parent.
-	it.ctx, it.span = im.tracer.Start(trace.ContextWithRemoteSpanContext(bctx, trace.SpanContextFromContext(pctx)), "process "+m.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithLinks(trace.Link{SpanContext: bspan.SpanContext()}),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject()),
-			attribute.String("messaging.operation.type", "process")))
-	bspan.AddLink(trace.Link{SpanContext: it.span.SpanContext()})
-	meta, err := m.Metadata()
+	var err error
+	it.ctx, it.span, it.meta, err = im.consume(bctx, bspan, m)
 	if err != nil {
-		it.deadLetter(events.ReasonMalformedEvent, fmt.Errorf("message metadata: %w", err))
+		it.deadLetter(events.ReasonMalformedEvent, err)
 		return it
 	}
-	it.meta = meta
-	it.span.SetAttributes(attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)), attribute.Int64("messaging.nats.delivered", int64(meta.NumDelivered)))
 	ev, err := events.Decode(m.Data())
 	if err != nil {
 		it.deadLetter(events.ReasonMalformedEvent, err)
@@ -191,6 +181,17 @@ func (im *Importer) open(bctx context.Context, bspan trace.Span, m jetstream.Msg
 		it.deadLetter(events.ReasonInvalidIdentity, err)
 	}
 	return it
+}
+
+// undecidedOf returns the items still undecided, in order.
+func undecidedOf(items []*item) []*item {
+	var out []*item
+	for _, it := range items {
+		if it.decision == undecided {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // group returns one item per Auth0 user; later copies of the same user in

@@ -141,27 +141,7 @@ func (im *Importer) runLifecycle(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for ctx.Err() == nil {
-			if !im.awaitBreaker(ctx) {
-				return
-			}
-			batch, err := im.lc.cons.Fetch(im.cfg.Lifecycle.BatchSize, jetstream.FetchMaxWait(max(im.cfg.BatchWindow, 100*time.Millisecond)))
-			if err != nil {
-				sleep(ctx, 200*time.Millisecond)
-				continue
-			}
-			var msgs []jetstream.Msg
-			for m := range batch.Messages() {
-				msgs = append(msgs, m)
-			}
-			if len(msgs) == 0 {
-				if batch.Error() != nil {
-					sleep(ctx, 100*time.Millisecond)
-				}
-				continue
-			}
-			im.processLifecycle(ctx, msgs)
-		}
+		im.fetchLoop(ctx, "lifecycle", im.lc.cons, im.cfg.Lifecycle.BatchSize, max(im.cfg.BatchWindow, 100*time.Millisecond), im.processLifecycle)
 	}()
 }
 
@@ -274,15 +254,10 @@ func (im *Importer) skipGone(ctx context.Context, users []*lcUser) []*lcUser {
 // openLifecycle decodes a message and starts its consumer span. A message
 // that is not a lifecycle event is dead-lettered here and nil returned.
 func (im *Importer) openLifecycle(bctx context.Context, m jetstream.Msg) *lcItem {
-	pctx := im.prop.Extract(bctx, events.HeaderCarrier(m.Headers()))
 	it := &lcItem{msg: m}
-	it.ctx, it.span = im.tracer.Start(trace.ContextWithRemoteSpanContext(bctx, trace.SpanContextFromContext(pctx)), "process "+m.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject()),
-			attribute.String("messaging.operation.type", "process")))
-	meta, err := m.Metadata()
+	var err error
+	it.ctx, it.span, it.meta, err = im.consume(bctx, nil, m)
 	if err == nil {
-		it.meta = meta
 		it.ev, err = events.DecodeLifecycle(m.Data())
 	}
 	if err != nil {

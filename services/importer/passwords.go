@@ -54,28 +54,7 @@ func (im *Importer) startPasswordWorkers(ctx context.Context, wg *sync.WaitGroup
 }
 
 func (im *Importer) passwordWorker(ctx context.Context) {
-	for ctx.Err() == nil {
-		if !im.awaitBreaker(ctx) {
-			return
-		}
-		batch, err := im.pwCons.Fetch(im.cfg.BatchSize, jetstream.FetchMaxWait(max(im.cfg.BatchWindow, 250*time.Millisecond)))
-		if err != nil {
-			im.log.DebugContext(ctx, "password fetch failed", "err", err)
-			sleep(ctx, 200*time.Millisecond)
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) == 0 {
-			if err := batch.Error(); err != nil {
-				sleep(ctx, 100*time.Millisecond)
-			}
-			continue
-		}
-		im.processPasswords(ctx, msgs)
-	}
+	im.fetchLoop(ctx, "passwords", im.pwCons, im.cfg.BatchSize, max(im.cfg.BatchWindow, 250*time.Millisecond), im.processPasswords)
 }
 
 // processPasswords is process for a batch of password messages.
@@ -138,20 +117,12 @@ func (im *Importer) processPasswords(ctx context.Context, msgs []jetstream.Msg) 
 // so even an undecodable message is dead-lettered without its body.
 func (im *Importer) openPassword(bctx context.Context, bspan trace.Span, m jetstream.Msg) *item {
 	it := &item{msg: m, pw: &passwordItem{}}
-	pctx := im.prop.Extract(bctx, events.HeaderCarrier(m.Headers()))
-	it.ctx, it.span = im.tracer.Start(trace.ContextWithRemoteSpanContext(bctx, trace.SpanContextFromContext(pctx)), "process "+m.Subject(),
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithLinks(trace.Link{SpanContext: bspan.SpanContext()}),
-		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject()),
-			attribute.String("messaging.operation.type", "process")))
-	bspan.AddLink(trace.Link{SpanContext: it.span.SpanContext()})
-	meta, err := m.Metadata()
+	var err error
+	it.ctx, it.span, it.meta, err = im.consume(bctx, bspan, m)
 	if err != nil {
-		it.deadLetter(events.ReasonMalformedEvent, fmt.Errorf("message metadata: %w", err))
+		it.deadLetter(events.ReasonMalformedEvent, err)
 		return it
 	}
-	it.meta = meta
-	it.span.SetAttributes(attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)), attribute.Int64("messaging.nats.delivered", int64(meta.NumDelivered)))
 	p, err := events.DecodePasswordImport(m.Data())
 	if err != nil {
 		it.deadLetter(events.ReasonMalformedEvent, err)
@@ -232,12 +203,7 @@ func (im *Importer) decideExisting(c *item, x *index) bool {
 // resolvePasswords looks the candidates holding their claims up by uid and
 // email and returns those Firebase does not know.
 func (im *Importer) resolvePasswords(ctx context.Context, cands []*item) []*item {
-	var held []*item
-	for _, c := range cands {
-		if c.decision == undecided {
-			held = append(held, c)
-		}
-	}
+	held := undecidedOf(cands)
 	if len(held) == 0 {
 		return nil
 	}

@@ -124,12 +124,7 @@ func (im *Importer) lookup(ctx context.Context, cands []*item) *index {
 // resolve looks up the candidates that hold their claims, decides every
 // one that Firebase already knows about and returns those to import.
 func (im *Importer) resolve(ctx context.Context, cands []*item) []*item {
-	var held []*item
-	for _, c := range cands {
-		if c.decision == undecided {
-			held = append(held, c)
-		}
-	}
+	held := undecidedOf(cands)
 	if len(held) == 0 {
 		return nil
 	}

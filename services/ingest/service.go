@@ -24,11 +24,11 @@ import (
 	"github.com/signupsync/signupsync/schemas"
 )
 
-// Endpoint paths.
+// Endpoint paths (the contract's, events.Path*).
 const (
-	PathAction      = "/v1/hooks/auth0-action"
-	PathEventStream = "/v1/hooks/auth0-event-stream"
-	PathLogStream   = "/v1/hooks/auth0-log-stream"
+	PathAction      = events.PathAction
+	PathEventStream = events.PathEventStream
+	PathLogStream   = events.PathLogStream
 )
 
 // Config configures the ingest role. Start from [DefaultConfig].

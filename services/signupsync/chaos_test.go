@@ -268,14 +268,7 @@ func runChaos(t *testing.T, plan chaosPlan) {
 		imp.start()
 	}
 	sender := &chaosSender{url: "http://" + httpAddr, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]int{}, statuses: map[int]int{}}
-	testenv.Eventually(t, "ingest to be ready", func() bool {
-		res, err := http.Get("http://" + ingAdmin + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	waitOK(t, "ingest to be ready", "http://"+ingAdmin+"/readyz")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

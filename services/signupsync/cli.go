@@ -160,19 +160,6 @@ func (p *parser) appHelp(w io.Writer) {
 	_, _ = k.k.Parse([]string{"--help"})
 }
 
-// commandNodes are every command of the model, depth first (the hidden
-// ones too); tests walk them.
-func commandNodes(n *kong.Node) []*kong.Node {
-	var out []*kong.Node
-	for _, c := range n.Children {
-		if c.Type == kong.CommandNode {
-			out = append(out, c)
-			out = append(out, commandNodes(c)...)
-		}
-	}
-	return out
-}
-
 // versionCmd prints the version.
 type versionCmd struct{}
 

@@ -52,8 +52,14 @@ func exchangeCall(t *testing.T, addr, token string) (int, exchange.Response, str
 
 func waitHealthy(t *testing.T, addr string) {
 	t.Helper()
-	testenv.Eventually(t, "the exchange to listen", func() bool {
-		res, err := http.Get("http://" + addr + "/healthz")
+	waitOK(t, "the exchange to listen", "http://"+addr+"/healthz")
+}
+
+// waitOK polls url until it answers 200; what names the wait.
+func waitOK(t *testing.T, what, url string) {
+	t.Helper()
+	testenv.Eventually(t, what, func() bool {
+		res, err := http.Get(url)
 		if err != nil {
 			return false
 		}

@@ -448,14 +448,7 @@ func runLifecycleChaos(t *testing.T, plan lifecyclePlan) {
 	for _, imp := range imps {
 		imp.start()
 	}
-	testenv.Eventually(t, "ingest to be ready", func() bool {
-		res, err := http.Get("http://" + ingAdmin + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	waitOK(t, "ingest to be ready", "http://"+ingAdmin+"/readyz")
 
 	sender := &chaosSender{url: "http://" + httpAddr, client: &http.Client{Timeout: 5 * time.Second}, accepted: map[string]int{}, statuses: map[int]int{}}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -61,14 +61,7 @@ func TestDevEndToEnd(t *testing.T) {
 	stderr := &testenv.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, stderr) }()
-	testenv.Eventually(t, "dev to be ready", func() bool {
-		res, err := http.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	waitOK(t, "dev to be ready", "http://"+adminAddr+"/readyz")
 
 	out := &testenv.Buffer{}
 	if err := run(ctx, []string{"sample", "--url", "http://" + httpAddr, "--user-id", "github|777"}, envFrom(vars), out, out); err != nil {
@@ -139,14 +132,7 @@ func TestStatusUnknownUser(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"dev"}, envFrom(vars), &testenv.Buffer{}, &testenv.Buffer{}) }()
 	defer func() { cancel(); <-done }()
-	testenv.Eventually(t, "dev to be ready", func() bool {
-		res, err := http.Get("http://" + adminAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == http.StatusOK
-	})
+	waitOK(t, "dev to be ready", "http://"+adminAddr+"/readyz")
 	err := run(ctx, []string{"status", "nobody|1"}, envFrom(vars), &testenv.Buffer{}, &testenv.Buffer{})
 	if exitCode(err) != 3 {
 		t.Fatalf("status of an unknown user: %v (exit %d), want exit 3", err, exitCode(err))

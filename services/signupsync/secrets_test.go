@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signupsync/signupsync/internal/clidoc"
 	"github.com/signupsync/signupsync/internal/testenv"
 )
 
@@ -53,7 +54,7 @@ func TestHelpAndUsageErrorsShowSecretsAsSetNeverTheirValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	var prefixes [][]string
-	for _, n := range commandNodes(p.k.Model.Node) {
+	for _, n := range clidoc.Commands(p.k.Model.Node) {
 		prefixes = append(prefixes, strings.Fields(n.Path()))
 		// Every credential flag is covered below and has no default.
 		for _, f := range n.Flags {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signupsync/signupsync/events"
 	"github.com/signupsync/signupsync/internal/auth0api"
 )
 
@@ -27,15 +28,6 @@ const (
 	// Runtime is the Node runtime of the Actions: deploy/auth0/README.md
 	// asks for Node 22, Auth0 having deprecated Node 18.
 	Runtime = "node22"
-)
-
-// The ingest receivers' paths. They must equal services/ingest's
-// PathAction, PathEventStream and PathLogStream (a service imports no other;
-// TestPathsMatchIngest reads ingest's source to hold them together).
-const (
-	pathAction      = "/v1/hooks/auth0-action"
-	pathEventStream = "/v1/hooks/auth0-event-stream"
-	pathLogStream   = "/v1/hooks/auth0-log-stream"
 )
 
 // Config configures the installer. Start from [DefaultConfig]. The command
@@ -172,8 +164,8 @@ func checkIngestURL(raw string) error {
 		return fmt.Errorf("IngestURL %q: want an https URL such as https://signupsync.example.com", raw)
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(raw, "#"):
 		return errors.New("IngestURL: want no credentials, query or fragment")
-	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), pathAction):
-		return fmt.Errorf("IngestURL: want the base URL, without %s", pathAction)
+	case strings.HasSuffix(strings.TrimRight(u.Path, "/"), events.PathAction):
+		return fmt.Errorf("IngestURL: want the base URL, without %s", events.PathAction)
 	}
 	return nil
 }

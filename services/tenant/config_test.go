@@ -1,10 +1,6 @@
 package tenant_test
 
 import (
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,34 +74,5 @@ func TestClientCredentialsAreExchangedForAToken(t *testing.T) {
 	}
 	if srv.Requests()[auth0fake.RouteToken] != 1 {
 		t.Errorf("token requests: %d", srv.Requests()[auth0fake.RouteToken])
-	}
-}
-
-// TestPathsMatchIngest holds the receiver paths the streams deliver to
-// equal to ingest's, which this package cannot import.
-func TestPathsMatchIngest(t *testing.T) {
-	consts := func(file string) map[string]string {
-		f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		ast.Inspect(f, func(n ast.Node) bool {
-			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Values) == len(vs.Names) {
-				for k, name := range vs.Names {
-					if lit, ok := vs.Values[k].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						out[name.Name], _ = strconv.Unquote(lit.Value)
-					}
-				}
-			}
-			return true
-		})
-		return out
-	}
-	ingest, ours := consts("../ingest/service.go"), consts("config.go")
-	for theirs, mine := range map[string]string{"PathAction": "pathAction", "PathEventStream": "pathEventStream", "PathLogStream": "pathLogStream"} {
-		if ingest[theirs] == "" || ingest[theirs] != ours[mine] {
-			t.Errorf("ingest's %s is %q, this package's %s %q", theirs, ingest[theirs], mine, ours[mine])
-		}
 	}
 }

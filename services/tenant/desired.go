@@ -322,7 +322,7 @@ type eventStreamDiff struct {
 func (i *Installer) diffEventStream(actual *management.EventStream, m mode) (eventStreamDiff, error) {
 	name := i.eventStreamName()
 	d := eventStreamDiff{actual: actual, change: Change{Kind: KindEventStream, Name: name}}
-	want := endpoint(i.cfg.IngestURL, pathEventStream)
+	want := endpoint(i.cfg.IngestURL, events.PathEventStream)
 	if actual == nil {
 		d.change.Op = OpCreate
 		d.change.Details = []string{"webhook " + want, "bearer token <set>", "subscriptions " + strings.Join(EventTypes(), ", ")}
@@ -385,7 +385,7 @@ func (i *Installer) eventStreamBody(withName bool) *management.EventStream {
 		Destination: &management.EventStreamDestination{
 			EventStreamDestinationType: auth0.String("webhook"),
 			EventStreamDestinationConfiguration: map[string]any{
-				"webhook_endpoint":      endpoint(i.cfg.IngestURL, pathEventStream),
+				"webhook_endpoint":      endpoint(i.cfg.IngestURL, events.PathEventStream),
 				"webhook_authorization": map[string]any{"method": "bearer", "token": i.secrets.EventStreamToken},
 			},
 		},
@@ -410,7 +410,7 @@ type logStreamDiff struct {
 func (i *Installer) diffLogStream(actual *management.LogStream, m mode) (logStreamDiff, error) {
 	name := i.logStreamName()
 	d := logStreamDiff{actual: actual, token: i.cfg.LogStreamToken, change: Change{Kind: KindLogStream, Name: name}}
-	want := endpoint(i.cfg.IngestURL, pathLogStream)
+	want := endpoint(i.cfg.IngestURL, events.PathLogStream)
 	if actual == nil {
 		if d.token == "" {
 			d.token = i.generatedLogToken
@@ -476,7 +476,7 @@ func (i *Installer) logStreamBody(token string, create bool) *management.LogStre
 	ls := &management.LogStream{
 		Filters: &filters,
 		Sink: &management.LogStreamSinkHTTP{
-			Endpoint:      auth0.String(endpoint(i.cfg.IngestURL, pathLogStream)),
+			Endpoint:      auth0.String(endpoint(i.cfg.IngestURL, events.PathLogStream)),
 			ContentType:   auth0.String("application/json"),
 			ContentFormat: auth0.String(LogContentFormat),
 			Authorization: auth0.String(token),
